@@ -1,0 +1,1 @@
+"""Command-line interface: ``ase-psm train | sample | denoise | evaluate | demo``."""

@@ -1,0 +1,32 @@
+"""Noise, regression targets and samplers of PSM / GPFF."""
+
+from .noise import NoiseSchedule, geometric_sigmas, karras_sigmas, zero_com, zero_com_noise
+from .samplers import (
+    SAMPLERS,
+    sample_adaptive,
+    sample_ancestral,
+    sample_direct,
+    sample_euler,
+    sample_heun,
+    sample_pc,
+)
+from .targets import LOSSES, force_weight, loss_weight, pseudo_force_target
+
+__all__ = [
+    "LOSSES",
+    "NoiseSchedule",
+    "SAMPLERS",
+    "force_weight",
+    "geometric_sigmas",
+    "karras_sigmas",
+    "loss_weight",
+    "pseudo_force_target",
+    "sample_adaptive",
+    "sample_ancestral",
+    "sample_direct",
+    "sample_euler",
+    "sample_heun",
+    "sample_pc",
+    "zero_com",
+    "zero_com_noise",
+]

@@ -1,0 +1,84 @@
+"""Variance-exploding noise: schedules, noise-level draws and translation-free noise."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import torch
+
+
+@dataclass
+class NoiseSchedule:
+    """Noise levels sigma (Å) for training and sampling.
+
+    ``kind="log-uniform"``: sigma = sigma_min (sigma_max / sigma_min)^t with
+    t ~ U(0, 1) (the PSM paper's VE schedule). ``kind="log-normal"``: log sigma ~
+    N(log_mean, log_std), clipped to [sigma_min, sigma_max] (SchNetPack's GPFF).
+    """
+
+    sigma_min: float = 0.01
+    sigma_max: float = 5.0
+    kind: str = "log-uniform"
+    log_mean: float = -0.7
+    log_std: float = 1.2
+
+    def __post_init__(self) -> None:
+        if not 0 < self.sigma_min < self.sigma_max:
+            raise ValueError(
+                f"need 0 < sigma_min < sigma_max, got {self.sigma_min} and {self.sigma_max}"
+            )
+        if self.kind not in ("log-uniform", "log-normal"):
+            raise ValueError(f"schedule kind must be 'log-uniform' or 'log-normal', got {self.kind!r}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def time(self, sigma: torch.Tensor) -> torch.Tensor:
+        """Diffusion time t in [0, 1] of a noise level: ln(sigma/sigma_min) / ln(sigma_max/sigma_min)."""
+        return torch.log(sigma / self.sigma_min) / math.log(self.sigma_max / self.sigma_min)
+
+    def draw(self, n: int, generator: torch.Generator | None = None, dtype=torch.float32) -> torch.Tensor:
+        """n training noise levels."""
+        if self.kind == "log-uniform":
+            t = torch.rand(n, generator=generator, dtype=dtype)
+            return self.sigma_min * (self.sigma_max / self.sigma_min) ** t
+        log_sigma = self.log_mean + self.log_std * torch.randn(n, generator=generator, dtype=dtype)
+        return log_sigma.exp().clamp(self.sigma_min, self.sigma_max)
+
+
+def zero_com(x: torch.Tensor, free: torch.Tensor | None = None) -> torch.Tensor:
+    """Remove the centre of mass (unweighted mean over atoms) of each structure.
+
+    x (B, N, 3). With a boolean ``free`` mask (N,), fixed atoms get zero and the
+    free atoms are left as they are (fixed atoms pin the frame).
+    """
+    if free is None:
+        return x - x.mean(dim=-2, keepdim=True)
+    return x * free[:, None].to(x.dtype)
+
+
+def zero_com_noise(
+    shape: tuple[int, ...],
+    generator: torch.Generator | None = None,
+    dtype=torch.float32,
+    device=None,
+    free: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Standard normal noise (B, N, 3) with zero centre of mass (or zero on fixed atoms)."""
+    noise = torch.randn(shape, generator=generator, dtype=dtype)
+    return zero_com(noise.to(device) if device is not None else noise, free)
+
+
+def karras_sigmas(n: int, sigma_min: float, sigma_max: float, rho: float = 7.0) -> torch.Tensor:
+    """n noise levels from sigma_max down to sigma_min (Karras et al. 2022), then 0."""
+    ramp = torch.linspace(0, 1, n, dtype=torch.float64)
+    inv_rho = 1.0 / rho
+    sigmas = (sigma_max**inv_rho + ramp * (sigma_min**inv_rho - sigma_max**inv_rho)) ** rho
+    return torch.cat([sigmas, sigmas.new_zeros(1)])
+
+
+def geometric_sigmas(n: int, sigma_min: float, sigma_max: float) -> torch.Tensor:
+    """n noise levels geometric from sigma_max down to sigma_min (VE SDE), then 0."""
+    sigmas = torch.exp(torch.linspace(math.log(sigma_max), math.log(sigma_min), n, dtype=torch.float64))
+    return torch.cat([sigmas, sigmas.new_zeros(1)])

@@ -1,0 +1,63 @@
+"""Regression targets of PSM and GPFF: one formula for every loss (DESIGN §2).
+
+f* = (1 - w(sigma)) (x0 - x) + w(sigma) sigma^2 F(x0) / kT
+
+with w = 0 for denoising score matching (``dsm``, ``gpff``), a step at t = 0.05
+(``piecewise``) or the sigmoid 1 / (1 + exp(50 (t - 0.05))) (``piecewise-weighted``),
+t = ln(sigma/sigma_min) / ln(sigma_max/sigma_min).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .noise import NoiseSchedule, zero_com
+
+LOSSES = ("dsm", "piecewise", "piecewise-weighted", "gpff")
+FORCE_LOSSES = ("piecewise", "piecewise-weighted")
+PIECEWISE_T = 0.05
+SIGMOID_SLOPE = 50.0
+
+
+def force_weight(loss: str, sigma: torch.Tensor, schedule: NoiseSchedule) -> torch.Tensor:
+    """Weight w(sigma) of the force label in the target, per structure."""
+    if loss not in LOSSES:
+        raise ValueError(f"unknown loss {loss!r}; choose one of {', '.join(LOSSES)}")
+    if loss in ("dsm", "gpff"):
+        return torch.zeros_like(sigma)
+    t = schedule.time(sigma)
+    if loss == "piecewise":
+        return (t <= PIECEWISE_T).to(sigma.dtype)
+    return torch.sigmoid(-SIGMOID_SLOPE * (t - PIECEWISE_T))
+
+
+def pseudo_force_target(
+    clean: torch.Tensor,
+    noised: torch.Tensor,
+    sigma: torch.Tensor,
+    weight: torch.Tensor,
+    scaled_forces: torch.Tensor | None,
+) -> torch.Tensor:
+    """Target pseudo-force (B, N, 3) in Å.
+
+    clean x0 and noised x (B, N, 3) Å; sigma and the force weight w (B,);
+    scaled_forces F(x0)/kT (B, N, 3) in 1/Å, needed where any w > 0.
+    """
+    target = clean - noised
+    if torch.any(weight > 0):
+        if scaled_forces is None:
+            raise ValueError("this loss needs force labels: the training frames carry no forces")
+        w = weight[:, None, None]
+        force_target = zero_com(sigma[:, None, None] ** 2 * scaled_forces)
+        target = (1 - w) * target + w * force_target
+    return target
+
+
+def loss_weight(loss: str, sigma: torch.Tensor) -> torch.Tensor:
+    """Weight of the squared pseudo-force error per structure.
+
+    1/sigma^2 turns it into the paper's epsilon loss (lambda = 1); GPFF uses min(1, 1/sigma^2).
+    """
+    if loss == "gpff":
+        return torch.clamp(sigma**-2, max=1.0)
+    return sigma**-2

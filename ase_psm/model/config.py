@@ -1,0 +1,46 @@
+"""Configuration of the pseudo-force network."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+
+@dataclass
+class ModelConfig:
+    """Everything needed to rebuild a :class:`~ase_psm.model.PseudoForceNet`.
+
+    Lengths are in Å (or reduced units for Lennard-Jones systems).
+    """
+
+    species: list[int] = field(default_factory=list)
+    """Atomic numbers the network knows, in embedding order."""
+    hidden_irreps: str = "32x0e + 16x1e + 8x2e"
+    """Node features. All parities are even: the network is SE(3)- but not
+    E(3)-equivariant, so cross products (1e x 1e -> 1e) can tell mirror images apart."""
+    sh_lmax: int = 2
+    """Highest degree of the edge spherical harmonics."""
+    num_layers: int = 3
+    num_radial: int = 16
+    """Gaussian radial basis functions between 0 and ``radial_max``."""
+    radial_max: float = 5.0
+    """Range of the radial basis (Å, in the network's scaled coordinates)."""
+    radial_hidden: int = 64
+    cutoff: float | None = None
+    """Neighbour cutoff (Å, scaled coordinates); ``None`` connects every pair,
+    which is what small molecules and heavily noised structures need."""
+    sigma_conditioned: bool = True
+    """Take the noise level as input (PSM); ``False`` gives a time-step-free
+    generative pseudo-force field (GPFF)."""
+    sigma_embedding_dim: int = 16
+    sigma_data: float = 0.5
+    """Thermal length scale (Å) of the data; sets the output scale at small noise."""
+    length_scale: float = 1.0
+    """Noised inputs are shrunk by sqrt(1 + sigma^2 / length_scale^2) (Å)."""
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "ModelConfig":
+        known = {k: v for k, v in values.items() if k in cls.__dataclass_fields__}
+        return cls(**known)

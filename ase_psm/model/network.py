@@ -1,0 +1,149 @@
+"""The pseudo-force network: atoms (+ noise level) -> one displacement vector per atom."""
+
+from __future__ import annotations
+
+import torch
+from e3nn import o3
+from torch import nn
+
+from .blocks import GaussianRadialBasis, InteractionBlock, NoiseLevelEmbedding
+from .config import ModelConfig
+from .graph import build_edges
+
+
+class PseudoForceNet(nn.Module):
+    """SE(3)-equivariant network predicting pseudo-forces f = D(x) - x (Å).
+
+    The output is the displacement from a (noised) structure to its denoised
+    structure, which equals the pseudo-force in eV/Å on the quadratic pseudo
+    potential-energy surface U = 1/2 k |x - x0|^2 with k = 1 eV/Å^2.
+
+    Equivariant under rotations, translations and permutations of like atoms;
+    not under reflections (all irreps carry even parity, so features can hold
+    pseudo-vectors and pseudo-scalars and a mirror image is a different input).
+    A sigma-conditioned network sees noised coordinates shrunk by
+    s = sqrt(1 + sigma^2 / length_scale^2) and scales its output by
+    c_out = sigma^2 / sqrt(sigma^2 + sigma_data^2), so that the network output
+    is of order one at every noise level.
+    """
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        if not config.species:
+            raise ValueError("ModelConfig.species is empty: list the atomic numbers the model must know")
+        self.config = config
+        irreps_hidden = o3.Irreps(config.hidden_irreps).sort().irreps.simplify()
+        if irreps_hidden[0].ir != o3.Irrep("0e"):
+            raise ValueError(f"hidden_irreps {config.hidden_irreps!r} need scalar channels (0e)")
+        if any(ir.p != 1 for _, ir in irreps_hidden):
+            raise ValueError(
+                f"hidden_irreps {config.hidden_irreps!r} must use even parity only (e.g. '16x1e'), "
+                "which keeps the network SE(3)- and not E(3)-equivariant"
+            )
+        self.irreps_hidden = irreps_hidden
+        self.num_scalars = irreps_hidden[0].mul
+        irreps_sh = o3.Irreps([(1, (l, 1)) for l in range(config.sh_lmax + 1)])
+
+        z_to_index = torch.full((119,), -1, dtype=torch.long)
+        z_to_index[torch.tensor(config.species)] = torch.arange(len(config.species))
+        self.register_buffer("z_to_index", z_to_index, persistent=False)
+
+        self.spherical_harmonics = o3.SphericalHarmonics(
+            irreps_sh, normalize=True, normalization="component", irreps_in="1e"
+        )
+        self.radial_basis = GaussianRadialBasis(config.num_radial, config.radial_max, config.cutoff)
+        self.species_embedding = nn.Embedding(len(config.species), self.num_scalars)
+        edge_scalar_dim = config.num_radial
+        if config.sigma_conditioned:
+            self.noise_embedding = NoiseLevelEmbedding(config.sigma_embedding_dim)
+            self.noise_to_nodes = nn.Linear(config.sigma_embedding_dim, self.num_scalars)
+            edge_scalar_dim += config.sigma_embedding_dim
+        self.layers = nn.ModuleList(
+            InteractionBlock(irreps_hidden, irreps_sh, edge_scalar_dim, config.radial_hidden)
+            for _ in range(config.num_layers)
+        )
+        self.vector_head = o3.Linear(irreps_hidden, o3.Irreps("1x1e"))
+        self.edge_weight_mlp = nn.Sequential(
+            nn.Linear(edge_scalar_dim, config.radial_hidden),
+            nn.SiLU(),
+            nn.Linear(config.radial_hidden, self.num_scalars),
+        )
+
+    def species_index(self, numbers: torch.Tensor) -> torch.Tensor:
+        """Embedding index of each atomic number; a clear error for unknown elements."""
+        if numbers.min() < 0 or numbers.max() > 118:
+            raise ValueError(f"atomic numbers must lie in 0..118, got {numbers.unique().tolist()}")
+        index = self.z_to_index[numbers]
+        if torch.any(index < 0):
+            unknown = sorted(set(numbers[index < 0].tolist()))
+            raise ValueError(
+                f"the model was trained on elements {self.config.species} and does not know {unknown}"
+            )
+        return index
+
+    def forward(
+        self,
+        numbers: torch.Tensor,
+        positions: torch.Tensor,
+        batch: torch.Tensor,
+        sigma: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Pseudo-forces (n_atoms, 3) in Å for a flat batch.
+
+        numbers (n_atoms,), positions (n_atoms, 3) Å, batch (n_atoms,) structure
+        index, sigma (n_structures,) noise level in Å (required when sigma-conditioned).
+        """
+        config = self.config
+        num_structures = int(batch.max()) + 1 if batch.numel() else 0
+        node_scalars = self.species_embedding(self.species_index(numbers))
+        if config.sigma_conditioned:
+            if sigma is None:
+                raise ValueError("this model is sigma-conditioned: pass the noise level sigma")
+            sigma = sigma.to(positions.dtype).expand(num_structures)
+            shrink = torch.sqrt(1.0 + (sigma / config.length_scale) ** 2)
+            c_out = sigma**2 / torch.sqrt(sigma**2 + config.sigma_data**2)
+            noise_features = self.noise_embedding(sigma)
+            node_scalars = node_scalars + self.noise_to_nodes(noise_features)[batch]
+            positions = positions / shrink[batch, None]
+        source, destination = build_edges(batch, positions, config.cutoff)
+        edge_vectors = positions[source] - positions[destination]
+        edge_scalars = self.radial_basis(edge_vectors.norm(dim=-1))
+        if config.sigma_conditioned:
+            edge_scalars = torch.cat([edge_scalars, noise_features[batch[destination]]], dim=-1)
+        edge_sh = self.spherical_harmonics(edge_vectors)
+        degree = torch.zeros(len(numbers), dtype=positions.dtype, device=positions.device)
+        degree.index_add_(0, destination, torch.ones_like(destination, dtype=positions.dtype))
+        inverse_degree = 1.0 / degree.clamp(min=1.0)
+
+        features = torch.cat(
+            [node_scalars, node_scalars.new_zeros(len(numbers), self.irreps_hidden.dim - self.num_scalars)],
+            dim=-1,
+        )
+        for layer in self.layers:
+            features = layer(features, source, destination, edge_sh, edge_scalars, inverse_degree)
+
+        scalars = features[:, : self.num_scalars]
+        edge_weights = (
+            self.edge_weight_mlp(edge_scalars) * scalars[source] * scalars[destination]
+        ).sum(-1) / self.num_scalars
+        edge_term = torch.zeros_like(positions).index_add_(
+            0, destination, edge_weights[:, None] * edge_vectors
+        )
+        output = self.vector_head(features) + edge_term * inverse_degree[:, None]
+        if config.sigma_conditioned:
+            output = output * c_out[batch, None]
+        return output
+
+    def pseudo_forces(
+        self, numbers: torch.Tensor, positions: torch.Tensor, sigma: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Pseudo-forces (B, N, 3) for B structures of the same N atoms (Å).
+
+        numbers (N,), positions (B, N, 3), sigma (B,) or a scalar, or None.
+        """
+        n_structures, n_atoms, _ = positions.shape
+        batch = torch.arange(n_structures, device=positions.device).repeat_interleave(n_atoms)
+        if sigma is not None:
+            sigma = torch.as_tensor(sigma, dtype=positions.dtype, device=positions.device).reshape(-1)
+        flat = self(numbers.repeat(n_structures), positions.reshape(-1, 3), batch, sigma)
+        return flat.reshape(n_structures, n_atoms, 3)

@@ -1,0 +1,19 @@
+"""Reference physical systems (energies, forces, samplers, data sets)."""
+
+from ase_psm.systems.lennard_jones import (
+    DEFAULT_STEP_SIZE,
+    lj_energy,
+    lj_forces,
+    lj_initial_positions,
+    make_lj_dataset,
+    metropolis,
+)
+
+__all__ = [
+    "DEFAULT_STEP_SIZE",
+    "lj_energy",
+    "lj_forces",
+    "lj_initial_positions",
+    "make_lj_dataset",
+    "metropolis",
+]

@@ -1,0 +1,81 @@
+"""Training settings."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+from ..diffusion.noise import NoiseSchedule
+from ..diffusion.targets import LOSSES
+
+
+@dataclass
+class TrainConfig:
+    """How to train a pseudo-force network on frames of one system.
+
+    ``temperature`` (K) or ``kT`` (eV, or reduced units with kT = 1 for
+    Lennard-Jones) scales the force labels; one of them is required by the
+    force-label losses ``piecewise`` and ``piecewise-weighted``.
+    """
+
+    loss: str = "piecewise-weighted"
+    temperature: float | None = None
+    kT: float | None = None
+    steps: int = 3000
+    batch_size: int = 64
+    learning_rate: float = 1e-3
+    weight_decay: float = 0.0
+    warmup_steps: int = 100
+    grad_clip: float = 10.0
+    ema_decay: float = 0.999
+    seed: int = 0
+    first: int | None = None
+    stride: int = 1
+    fraction: float | None = None
+    val_fraction: float = 0.1
+    val_every: int = 250
+    sigma_conditioned: bool | None = None
+    """None: True for the paper's losses, False for ``gpff``."""
+    schedule: NoiseSchedule | None = None
+    """None: sigma in [0.01, 5] Å log-uniform, or GPFF's log-normal in [0.05, 30] Å for ``gpff``."""
+    model: dict = field(default_factory=dict)
+    """Overrides of :class:`~ase_psm.model.ModelConfig` fields (e.g. hidden_irreps, num_layers)."""
+    device: str = "auto"
+
+    def __post_init__(self) -> None:
+        if self.loss not in LOSSES:
+            raise ValueError(f"unknown loss {self.loss!r}; choose one of {', '.join(LOSSES)}")
+        if self.temperature is not None and self.kT is not None:
+            raise ValueError("give either temperature (K) or kT (energy units), not both")
+        if self.temperature is not None and self.temperature <= 0:
+            raise ValueError(f"temperature must be positive (K), got {self.temperature}")
+        if self.kT is not None and self.kT <= 0:
+            raise ValueError(f"kT must be positive, got {self.kT}")
+        for name in ("steps", "batch_size", "val_every"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if isinstance(self.schedule, dict):
+            self.schedule = NoiseSchedule(**self.schedule)
+        if self.sigma_conditioned is None:
+            self.sigma_conditioned = self.loss != "gpff"
+        if self.schedule is None:
+            self.schedule = (
+                NoiseSchedule(0.05, 30.0, kind="log-normal")
+                if self.loss == "gpff"
+                else NoiseSchedule(0.01, 5.0)
+            )
+
+    @property
+    def resolved_kT(self) -> float | None:
+        """kT in the energy unit of the force labels (eV from temperature in K)."""
+        from ase.units import kB
+
+        return self.kT if self.kT is not None else (kB * self.temperature if self.temperature else None)
+
+    def to_dict(self) -> dict:
+        values = asdict(self)
+        values["schedule"] = self.schedule.to_dict()
+        return values
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "TrainConfig":
+        return cls(**{k: v for k, v in values.items() if k in cls.__dataclass_fields__})

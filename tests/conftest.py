@@ -1,0 +1,49 @@
+"""Shared fixtures: small Lennard-Jones frames and tiny trained checkpoints."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from ase_psm.data import Frames
+from ase_psm.systems import lj_forces, lj_initial_positions, metropolis
+from ase_psm.train import train
+
+ARGON = 18
+TINY_MODEL = dict(hidden_irreps="8x0e + 4x1e", sh_lmax=1, num_layers=2, radial_hidden=16)
+
+
+@pytest.fixture(autouse=True)
+def _single_thread():
+    torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="session")
+def lj7_frames() -> Frames:
+    """300 Metropolis frames of a 7-particle LJ cluster (reduced units, kT = 1) with forces."""
+    samples, _ = metropolis(lj_initial_positions(7, 1, seed=0), 400, seed=0)
+    positions = samples[0, 100:]
+    return Frames(np.full(7, ARGON), positions, forces=lj_forces(positions))
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(lj7_frames, tmp_path_factory):
+    """A sigma-conditioned PSM checkpoint trained for a few steps."""
+    out = tmp_path_factory.mktemp("ckpt") / "psm.pt"
+    return train(
+        lj7_frames, out, loss="piecewise-weighted", kT=1.0, steps=30, batch_size=16, val_every=15,
+        schedule=dict(sigma_min=0.01, sigma_max=3.0), model=TINY_MODEL, device="cpu", progress=False,
+    )
+
+
+@pytest.fixture(scope="session")
+def gpff_checkpoint(lj7_frames, tmp_path_factory):
+    """A time-step-free (GPFF) checkpoint trained on one structure until it denoises towards it."""
+    out = tmp_path_factory.mktemp("gpff") / "gpff.pt"
+    one = lj7_frames.subset([0, 0])
+    return train(
+        one, out, loss="gpff", steps=300, batch_size=16, val_fraction=0.0, learning_rate=3e-3,
+        schedule=dict(sigma_min=0.02, sigma_max=1.0, kind="log-normal", log_mean=-2.0, log_std=1.0),
+        model=TINY_MODEL, device="cpu", progress=False, val_every=100,
+    )

@@ -1,0 +1,131 @@
+"""Noise, targets (against hand calculations), units and samplers."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from ase_psm.diffusion import (
+    SAMPLERS,
+    NoiseSchedule,
+    force_weight,
+    geometric_sigmas,
+    karras_sigmas,
+    loss_weight,
+    pseudo_force_target,
+    zero_com_noise,
+)
+from ase_psm.train import TrainConfig
+
+SCHEDULE = NoiseSchedule(sigma_min=0.01, sigma_max=4.0)
+
+
+def sigma_at(t: float) -> torch.Tensor:
+    return torch.tensor([0.01 * 400.0**t], dtype=torch.float64)
+
+
+def test_force_weight_by_loss():
+    small, large = sigma_at(0.03), sigma_at(0.5)
+    assert force_weight("dsm", small, SCHEDULE).item() == 0.0
+    assert force_weight("gpff", small, SCHEDULE).item() == 0.0
+    assert force_weight("piecewise", small, SCHEDULE).item() == 1.0
+    assert force_weight("piecewise", large, SCHEDULE).item() == 0.0
+    # sigmoid 1 / (1 + exp(50 (t - 0.05)))
+    assert force_weight("piecewise-weighted", small, SCHEDULE).item() == pytest.approx(1 / (1 + math.exp(50 * -0.02)))
+    assert force_weight("piecewise-weighted", sigma_at(0.05), SCHEDULE).item() == pytest.approx(0.5)
+    with pytest.raises(ValueError, match="unknown loss"):
+        force_weight("mse", small, SCHEDULE)
+
+
+def test_target_matches_hand_calculation():
+    clean = torch.tensor([[[0.0, 0.0, 0.0], [1.0, 0.0, 0.0]]], dtype=torch.float64)
+    noised = torch.tensor([[[0.1, 0.0, 0.0], [0.9, 0.2, 0.0]]], dtype=torch.float64)
+    forces = torch.tensor([[[1.0, 0.0, 0.0], [-1.0, 0.0, 0.0]]], dtype=torch.float64)  # F/kT, zero net force
+    sigma = torch.tensor([0.5], dtype=torch.float64)
+    dsm = pseudo_force_target(clean, noised, sigma, torch.zeros(1, dtype=torch.float64), forces)
+    torch.testing.assert_close(dsm, clean - noised)
+    psm = pseudo_force_target(clean, noised, sigma, torch.ones(1, dtype=torch.float64), forces)
+    torch.testing.assert_close(psm, 0.25 * forces)  # sigma^2 F / kT
+    half = pseudo_force_target(clean, noised, sigma, torch.tensor([0.5], dtype=torch.float64), forces)
+    torch.testing.assert_close(half, 0.5 * (clean - noised) + 0.5 * 0.25 * forces)
+    with pytest.raises(ValueError, match="force labels"):
+        pseudo_force_target(clean, noised, sigma, torch.ones(1, dtype=torch.float64), None)
+
+
+def test_loss_weights():
+    sigma = torch.tensor([0.5, 2.0])
+    torch.testing.assert_close(loss_weight("dsm", sigma), torch.tensor([4.0, 0.25]))
+    torch.testing.assert_close(loss_weight("gpff", sigma), torch.tensor([1.0, 0.25]))
+
+
+def test_kT_from_temperature_in_eV():
+    assert TrainConfig(temperature=500.0).resolved_kT == pytest.approx(500.0 * 8.617333262e-5, rel=1e-6)
+    assert TrainConfig(kT=1.0).resolved_kT == 1.0
+    with pytest.raises(ValueError, match="not both"):
+        TrainConfig(temperature=300.0, kT=1.0)
+    with pytest.raises(ValueError, match="temperature must be positive"):
+        TrainConfig(temperature=-1.0)
+
+
+def test_schedules():
+    generator = torch.Generator().manual_seed(0)
+    sigma = SCHEDULE.draw(10000, generator)
+    assert sigma.min() >= 0.01 and sigma.max() <= 4.0
+    t = SCHEDULE.time(sigma)
+    assert abs(t.mean().item() - 0.5) < 0.02  # log-uniform
+    gpff = NoiseSchedule(0.05, 30.0, kind="log-normal").draw(10000, generator)
+    assert gpff.min() >= 0.05 and gpff.max() <= 30.0
+    assert abs(gpff.log().median().item() + 0.7) < 0.05
+    for sigmas in (karras_sigmas(10, 0.01, 4.0), geometric_sigmas(10, 0.01, 4.0)):
+        assert len(sigmas) == 11 and sigmas[-1] == 0
+        assert sigmas[0] == pytest.approx(4.0) and sigmas[-2] == pytest.approx(0.01)
+        assert torch.all(sigmas[1:] < sigmas[:-1])
+    with pytest.raises(ValueError, match="sigma_min < sigma_max"):
+        NoiseSchedule(1.0, 0.5)
+
+
+def test_zero_com_noise_and_fixed_atoms():
+    noise = zero_com_noise((4, 6, 3), torch.Generator().manual_seed(0))
+    torch.testing.assert_close(noise.mean(dim=1), torch.zeros(4, 3), atol=1e-6, rtol=0)
+    free = torch.tensor([True, False, True, True, False, True])
+    masked = zero_com_noise((4, 6, 3), torch.Generator().manual_seed(0), free=free)
+    assert torch.all(masked[:, ~free] == 0) and torch.all(masked[:, free] != 0)
+
+
+MEANS = torch.tensor([[0.0, 0.0, 0.0], [1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [-1.0, -1.0, 0.0]], dtype=torch.float64)
+MEANS = MEANS - MEANS.mean(dim=0)
+SPREAD = 0.1
+
+
+def gaussian_denoiser(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+    """Exact posterior mean for data ~ N(MEANS, SPREAD^2) per coordinate: a known target for samplers."""
+    sigma = torch.as_tensor(sigma, dtype=x.dtype).reshape(-1, 1, 1)
+    return (SPREAD**2 * x + sigma**2 * MEANS) / (SPREAD**2 + sigma**2)
+
+
+@pytest.mark.parametrize("name", list(SAMPLERS))
+def test_samplers_are_finite_centred_and_keep_fixed_atoms(name):
+    generator = torch.Generator().manual_seed(0)
+    x = 3.0 * zero_com_noise((64, 4, 3), generator, torch.float64)
+    sampler = SAMPLERS[name]
+    first = (3.0,) if name in ("adaptive", "direct") else (geometric_sigmas(30, 0.01, 3.0),)
+    out = sampler(gaussian_denoiser, x, *first, generator=generator)
+    assert out.shape == x.shape and torch.isfinite(out).all()
+    torch.testing.assert_close(out.mean(dim=1), torch.zeros(64, 3, dtype=torch.float64), atol=1e-10, rtol=0)
+    assert (out - MEANS).abs().mean() < 0.3  # denoised onto the data, not left as noise
+
+    free = torch.tensor([True, False, True, True])
+    kept = sampler(gaussian_denoiser, x.clone(), *first, generator=generator, free=free)
+    torch.testing.assert_close(kept[:, 1], x[:, 1])
+
+
+def test_pc_sampler_recovers_gaussian_statistics():
+    """With an exact denoiser, PC sampling gives the data mean and spread."""
+    generator = torch.Generator().manual_seed(0)
+    x = 3.0 * zero_com_noise((2000, 4, 3), generator, torch.float64)
+    out = SAMPLERS["pc"](gaussian_denoiser, x, geometric_sigmas(200, 0.005, 3.0), generator=generator)
+    assert (out.mean(dim=0) - MEANS).abs().max() < 0.02
+    # zero-COM noise over 4 atoms keeps 3/4 of the per-coordinate variance
+    assert (out - out.mean(dim=0)).std().item() == pytest.approx(SPREAD * (3 / 4) ** 0.5, rel=0.1)

@@ -1,0 +1,114 @@
+"""Equivariance, chirality, dtypes and graphs of the pseudo-force network."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from e3nn import o3
+
+from ase_psm.model import ModelConfig, PseudoForceNet, build_edges
+
+# CHFClBr: a stereocentre with four different substituents
+CHIRAL_NUMBERS = torch.tensor([6, 1, 9, 17, 35])
+CHIRAL_POSITIONS = torch.tensor(
+    [[0.0, 0.0, 0.0], [0.63, 0.63, 0.63], [-0.8, -0.8, 0.7], [-1.0, 1.0, -1.0], [1.1, -1.1, -1.1]],
+    dtype=torch.float64,
+)
+
+
+def make_net(sigma_conditioned: bool = True, **overrides) -> PseudoForceNet:
+    torch.manual_seed(0)
+    config = ModelConfig(species=[1, 6, 9, 17, 35], sigma_conditioned=sigma_conditioned, **overrides)
+    return PseudoForceNet(config).double()
+
+
+def structures(n: int = 3) -> torch.Tensor:
+    generator = torch.Generator().manual_seed(1)
+    return CHIRAL_POSITIONS + 0.3 * torch.randn(n, 5, 3, generator=generator, dtype=torch.float64)
+
+
+SIGMA = torch.tensor([0.05, 0.5, 2.0], dtype=torch.float64)
+
+
+@pytest.mark.parametrize("sigma_conditioned", [True, False])
+def test_rotation_and_translation_equivariance(sigma_conditioned):
+    net = make_net(sigma_conditioned)
+    x = structures()
+    sigma = SIGMA if sigma_conditioned else None
+    rotation = o3.rand_matrix(dtype=torch.float64)
+    out = net.pseudo_forces(CHIRAL_NUMBERS, x, sigma)
+    moved = net.pseudo_forces(CHIRAL_NUMBERS, x @ rotation.T + torch.tensor([1.0, -2.0, 0.5]).double(), sigma)
+    assert out.abs().max() > 1e-3
+    torch.testing.assert_close(moved, out @ rotation.T, atol=1e-9, rtol=1e-9)
+
+
+@pytest.mark.parametrize("cutoff", [None, 2.0])
+def test_permutation_equivariance(cutoff):
+    net = make_net(cutoff=cutoff)
+    numbers = torch.tensor([6, 6, 1, 1, 1])
+    x = structures()
+    permutation = torch.tensor([3, 1, 4, 0, 2])
+    out = net.pseudo_forces(numbers, x, SIGMA)
+    permuted = net.pseudo_forces(numbers[permutation], x[:, permutation], SIGMA)
+    torch.testing.assert_close(permuted, out[:, permutation], atol=1e-12, rtol=1e-10)
+
+
+def test_mirror_image_is_not_mapped_to_mirrored_output():
+    """SE(3) but not E(3): a chiral molecule and its enantiomer get different (non-mirrored) outputs."""
+    net = make_net()
+    x = structures()
+    mirror = torch.diag(torch.tensor([-1.0, 1.0, 1.0], dtype=torch.float64))
+    out = net.pseudo_forces(CHIRAL_NUMBERS, x, SIGMA)
+    out_of_mirror = net.pseudo_forces(CHIRAL_NUMBERS, x @ mirror, SIGMA)
+    difference = (out_of_mirror - out @ mirror).abs().max()
+    assert difference > 1e-4 * out.abs().max()
+
+
+def test_dtype_is_per_instance_and_global_default_untouched():
+    default = torch.get_default_dtype()
+    net32 = PseudoForceNet(ModelConfig(species=[6]))
+    net64 = PseudoForceNet(ModelConfig(species=[6])).double()
+    x = torch.randn(2, 4, 3)
+    assert net32.pseudo_forces(torch.full((4,), 6), x, torch.tensor(0.5)).dtype == torch.float32
+    assert net64.pseudo_forces(torch.full((4,), 6), x.double(), torch.tensor(0.5)).dtype == torch.float64
+    assert torch.get_default_dtype() == default
+
+
+def test_bad_inputs_give_clear_errors():
+    net = make_net()
+    with pytest.raises(ValueError, match="does not know"):
+        net.pseudo_forces(torch.tensor([6, 8]), torch.randn(1, 2, 3).double(), torch.tensor(0.1))
+    with pytest.raises(ValueError, match="sigma-conditioned"):
+        net.pseudo_forces(CHIRAL_NUMBERS, structures(1), None)
+    with pytest.raises(ValueError, match="even parity"):
+        PseudoForceNet(ModelConfig(species=[6], hidden_irreps="8x0e + 4x1o"))
+    with pytest.raises(ValueError, match="species"):
+        PseudoForceNet(ModelConfig())
+
+
+def test_edges_match_brute_force():
+    generator = torch.Generator().manual_seed(3)
+    counts = [3, 5, 5, 1, 4]
+    batch = torch.repeat_interleave(torch.arange(len(counts)), torch.tensor(counts))
+    positions = 2.0 * torch.randn(len(batch), 3, generator=generator)
+    source, destination = build_edges(batch, positions, cutoff=2.5)
+    found = set(zip(source.tolist(), destination.tolist()))
+    expected = {
+        (i, j)
+        for i in range(len(batch))
+        for j in range(len(batch))
+        if i != j and batch[i] == batch[j] and float((positions[i] - positions[j]).norm()) < 2.5
+    }
+    assert found == expected and len(source) == len(found)
+    with pytest.raises(ValueError, match="contiguous"):
+        build_edges(torch.tensor([0, 1, 0]), torch.zeros(3, 3))
+
+
+def test_large_noise_output_scales_with_structure():
+    """At large sigma a sigma-conditioned network's pseudo-forces grow like sigma (Å)."""
+    net = make_net()
+    x = structures(1)
+    small = net.pseudo_forces(CHIRAL_NUMBERS, x, torch.tensor([0.01], dtype=torch.float64))
+    large = net.pseudo_forces(CHIRAL_NUMBERS, 10 * x, torch.tensor([10.0], dtype=torch.float64))
+    assert torch.isfinite(large).all()
+    assert large.abs().mean() > 10 * small.abs().mean()

@@ -1,0 +1,102 @@
+"""Training: improvement, determinism, resume, checkpoints and bad input."""
+
+from __future__ import annotations
+
+import csv
+import pickle
+
+import ase
+import pytest
+import torch
+
+from ase_psm.checkpoint import load_checkpoint, load_model
+from ase_psm.data import PseudoPESDataset
+from ase_psm.diffusion import NoiseSchedule
+from ase_psm.model import PseudoForceNet
+from ase_psm.train import TrainConfig, train
+from ase_psm.train.trainer import last_checkpoint_path, validation_loss
+
+from conftest import TINY_MODEL
+
+SETTINGS = dict(
+    kT=1.0, batch_size=16, schedule=dict(sigma_min=0.01, sigma_max=3.0), model=TINY_MODEL,
+    device="cpu", progress=False,
+)
+
+
+def test_short_training_lowers_validation_loss(lj7_frames, tmp_path):
+    out = train(lj7_frames, tmp_path / "m.pt", loss="dsm", steps=120, val_every=60, learning_rate=3e-3, **SETTINGS)
+    checkpoint = load_checkpoint(out)
+    config = TrainConfig(loss="dsm", kT=1.0, schedule=NoiseSchedule(0.01, 3.0))
+    val = PseudoPESDataset(lj7_frames.subset(range(250, 300)), "dsm", config.schedule, 1.0)
+    trained = load_model(out, device="cpu")[0]
+    torch.manual_seed(123)
+    untrained = PseudoForceNet(trained.config)
+    before = validation_loss(untrained, val, seed=0, device="cpu")
+    after = validation_loss(trained, val, seed=0, device="cpu")
+    assert after < 0.8 * before
+    rows = list(csv.DictReader(open(tmp_path / "m.csv")))
+    assert [int(r["step"]) for r in rows] == [60, 120]
+    assert checkpoint["step"] in (60, 120) and checkpoint["loss"] == "dsm"
+
+
+def test_training_is_deterministic_and_resumes_exactly(lj7_frames, tmp_path):
+    full = train(lj7_frames, tmp_path / "full.pt", loss="piecewise", steps=20, val_every=10, **SETTINGS)
+    train(lj7_frames, tmp_path / "part.pt", loss="piecewise", steps=10, val_every=10, **SETTINGS)
+    resumed = train(lj7_frames, tmp_path / "part.pt", loss="piecewise", steps=20, val_every=10, resume=True, **SETTINGS)
+    a = load_checkpoint(last_checkpoint_path(full))
+    b = load_checkpoint(last_checkpoint_path(resumed))
+    assert a["step"] == b["step"] == 20
+    for key, value in a["model_state"].items():
+        torch.testing.assert_close(b["model_state"][key], value)
+    with pytest.raises(ValueError, match="cannot resume"):
+        train(lj7_frames, tmp_path / "part.pt", loss="dsm", steps=30, val_every=10, resume=True, **SETTINGS)
+
+
+def test_checkpoint_carries_everything_and_loads_safely(tiny_checkpoint, tmp_path):
+    checkpoint = load_checkpoint(tiny_checkpoint)
+    for key in ("model_config", "model_state", "species", "units", "kT", "schedule", "loss", "train_config",
+                "package_version", "format_version"):
+        assert key in checkpoint
+    assert checkpoint["species"] == [18] and checkpoint["kT"] == 1.0
+    assert checkpoint["units"]["length"] == "Å"
+    model, _ = load_model(tiny_checkpoint, device="cpu", dtype="float64")
+    x = torch.randn(2, 7, 3, dtype=torch.float64)
+    again, _ = load_model(tiny_checkpoint, device="cpu", dtype="float64")
+    sigma = torch.tensor([0.1, 1.0], dtype=torch.float64)
+    torch.testing.assert_close(model.pseudo_forces(torch.full((7,), 18), x, sigma),
+                               again.pseudo_forces(torch.full((7,), 18), x, sigma))
+
+    class Payload:
+        def __reduce__(self):
+            return (print, ("code ran",))
+
+    crafted = tmp_path / "evil.pt"
+    with open(crafted, "wb") as handle:
+        pickle.dump({"model_config": Payload()}, handle)
+    with pytest.raises(ValueError, match="refused|not a readable"):
+        load_checkpoint(crafted)
+    with pytest.raises(FileNotFoundError, match="no checkpoint"):
+        load_checkpoint(tmp_path / "missing.pt")
+
+
+def test_bad_training_input(lj7_frames, tmp_path):
+    no_forces = lj7_frames.subset(range(10))
+    no_forces.forces = None
+    with pytest.raises(ValueError, match="needs force labels"):
+        train(no_forces, tmp_path / "x.pt", loss="piecewise-weighted", steps=1, **SETTINGS)
+    with pytest.raises(ValueError, match="positive kT"):
+        train(lj7_frames, tmp_path / "x.pt", loss="piecewise", steps=1, model=TINY_MODEL, progress=False)
+    with pytest.raises(ValueError, match="unknown loss"):
+        TrainConfig(loss="l2")
+    with pytest.raises(TypeError, match="training data"):
+        train(42, tmp_path / "x.pt", steps=1)
+    with pytest.raises(FileNotFoundError):
+        train(tmp_path / "missing.extxyz", tmp_path / "x.pt", steps=1)
+
+
+def test_train_from_list_of_atoms(lj7_frames, tmp_path):
+    images = [lj7_frames.to_atoms(i) for i in range(40)]
+    assert isinstance(images[0], ase.Atoms)
+    out = train(images, tmp_path / "atoms.pt", loss="piecewise-weighted", steps=2, val_every=1, **SETTINGS)
+    assert load_checkpoint(out)["species"] == [18]

@@ -35,14 +35,16 @@ def load_data(out: Path, seed: int) -> dict[str, np.ndarray]:
 
 def run_one(args: argparse.Namespace, data: dict[str, np.ndarray]) -> dict:
     frames = Frames(np.full(13, ARGON), data["biased"], forces=data["biased_forces"])
-    checkpoint = args.out / f"{args.loss}.pt"
+    checkpoint = args.out / f"{args.name}.pt"
     started = time.perf_counter()
     if not (checkpoint.exists() and args.reuse):
         train(
             frames, checkpoint, loss=args.loss, kT=1.0, steps=args.steps, batch_size=args.batch_size,
             seed=args.seed, schedule=dict(sigma_min=args.sigma_min, sigma_max=args.sigma_max),
-            model=dict(hidden_irreps=args.hidden_irreps, sh_lmax=args.sh_lmax, num_layers=args.num_layers),
-            device="cpu", val_every=args.val_every,
+            model=dict(hidden_irreps=args.hidden_irreps, sh_lmax=args.sh_lmax, num_layers=args.num_layers,
+                       num_radial=args.num_radial),
+            device="cpu", val_every=args.val_every, loss_weighting=args.loss_weighting,
+            force_crossover_t=args.crossover if args.crossover == "thermal" else float(args.crossover),
         )
     train_seconds = time.perf_counter() - started
     started = time.perf_counter()
@@ -52,8 +54,8 @@ def run_one(args: argparse.Namespace, data: dict[str, np.ndarray]) -> dict:
     )
     sample_seconds = time.perf_counter() - started
     positions = np.stack([a.positions for a in structures])
-    np.save(args.out / f"{args.loss}_samples.npy", positions)
-    return summarize(args.loss, positions, data) | {"train_s": train_seconds, "sample_s": sample_seconds}
+    np.save(args.out / f"{args.name}_samples.npy", positions)
+    return summarize(args.name, positions, data) | {"train_s": train_seconds, "sample_s": sample_seconds}
 
 
 def summarize(name: str, positions: np.ndarray, data: dict[str, np.ndarray]) -> dict:
@@ -85,6 +87,9 @@ def report(args: argparse.Namespace, data: dict[str, np.ndarray]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--loss", default="piecewise-weighted")
+    parser.add_argument("--name", help="run name (default: the loss)")
+    parser.add_argument("--loss-weighting", default="epsilon", choices=["epsilon", "score", "gpff"])
+    parser.add_argument("--crossover", default="0.05", help="force-label crossover time t, or 'thermal'")
     parser.add_argument("--report", action="store_true")
     parser.add_argument("--out", type=Path, default=Path("runs/lj13"))
     parser.add_argument("--seed", type=int, default=0)
@@ -96,12 +101,14 @@ def main() -> None:
     parser.add_argument("--hidden-irreps", default="32x0e + 16x1e")
     parser.add_argument("--sh-lmax", type=int, default=1)
     parser.add_argument("--num-layers", type=int, default=3)
+    parser.add_argument("--num-radial", type=int, default=96)
     parser.add_argument("--sampler", default="pc")
     parser.add_argument("--sample-steps", type=int, default=100)
     parser.add_argument("--n-samples", type=int, default=1000)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--reuse", action="store_true", help="reuse an existing checkpoint")
     args = parser.parse_args()
+    args.name = args.name or args.loss
     torch.set_num_threads(args.threads)
     args.out.mkdir(parents=True, exist_ok=True)
     data = load_data(args.out, args.seed)
@@ -109,7 +116,7 @@ def main() -> None:
         report(args, data)
         return
     result = run_one(args, data)
-    (args.out / f"{args.loss}.json").write_text(json.dumps(result, indent=2))
+    (args.out / f"{args.name}.json").write_text(json.dumps(result, indent=2))
     print(json.dumps(result, indent=2))
 
 

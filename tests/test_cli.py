@@ -58,3 +58,15 @@ def test_demo_runs_on_shipped_checkpoints(tmp_path):
     assert result.returncode == 0, result.stderr
     assert "distance TVD" in result.stdout and "PSM" in result.stdout
     assert (tmp_path / "lj13_distances.png").exists()
+
+
+def test_quickstart_example_runs(tmp_path):
+    from pathlib import Path
+
+    script = Path(__file__).parent.parent / "examples" / "quickstart_lj13.py"
+    result = subprocess.run(
+        [sys.executable, str(script), "--steps", "3", "--out", str(tmp_path)],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "distance TVD" in result.stdout and (tmp_path / "samples.extxyz").exists()

@@ -56,8 +56,19 @@ def test_target_matches_hand_calculation():
 
 def test_loss_weights():
     sigma = torch.tensor([0.5, 2.0])
-    torch.testing.assert_close(loss_weight("dsm", sigma), torch.tensor([4.0, 0.25]))
+    torch.testing.assert_close(loss_weight("epsilon", sigma), torch.tensor([4.0, 0.25]))
     torch.testing.assert_close(loss_weight("gpff", sigma), torch.tensor([1.0, 0.25]))
+    # (sigma^2 + sigma_data^2) / sigma^4 with sigma_data = 0.5: (0.25 + 0.25)/0.0625 = 8, (4 + 0.25)/16
+    torch.testing.assert_close(loss_weight("score", sigma, 0.5), torch.tensor([8.0, 4.25 / 16]))
+    with pytest.raises(ValueError, match="unknown loss weighting"):
+        loss_weight("uniform", sigma)
+
+
+def test_force_crossover_moves_the_switch():
+    sigma = sigma_at(0.2)
+    assert force_weight("piecewise", sigma, SCHEDULE).item() == 0.0
+    assert force_weight("piecewise", sigma, SCHEDULE, crossover_t=0.3).item() == 1.0
+    assert force_weight("piecewise-weighted", sigma, SCHEDULE, crossover_t=0.2).item() == pytest.approx(0.5)
 
 
 def test_kT_from_temperature_in_eV():

@@ -89,10 +89,28 @@ def test_bad_training_input(lj7_frames, tmp_path):
         train(lj7_frames, tmp_path / "x.pt", loss="piecewise", steps=1, model=TINY_MODEL, progress=False)
     with pytest.raises(ValueError, match="unknown loss"):
         TrainConfig(loss="l2")
+    with pytest.raises(ValueError, match="thermal"):
+        TrainConfig(force_crossover_t="hot")
+    with pytest.raises(ValueError, match="unknown loss weighting"):
+        TrainConfig(loss_weighting="flat")
     with pytest.raises(TypeError, match="training data"):
         train(42, tmp_path / "x.pt", steps=1)
     with pytest.raises(FileNotFoundError):
         train(tmp_path / "missing.extxyz", tmp_path / "x.pt", steps=1)
+
+
+def test_thermal_crossover_is_resolved_from_forces(lj7_frames):
+    from ase_psm.data.dataset import thermal_length
+    from ase_psm.train.trainer import force_crossover_time
+
+    config = TrainConfig(kT=1.0, force_crossover_t="thermal", schedule=NoiseSchedule(0.01, 3.0))
+    sigma_data = thermal_length(lj7_frames, 1.0)
+    assert 0.01 < sigma_data < 3.0
+    assert 0.01 * 300 ** force_crossover_time(lj7_frames, config) == pytest.approx(sigma_data)
+    no_forces = lj7_frames.subset(range(5))
+    no_forces.forces = None
+    with pytest.raises(ValueError, match="needs force labels"):
+        force_crossover_time(no_forces, config)
 
 
 def test_train_from_list_of_atoms(lj7_frames, tmp_path):

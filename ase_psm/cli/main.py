@@ -22,7 +22,8 @@ def _train(args: argparse.Namespace) -> None:
         batch_size=args.batch_size, learning_rate=args.lr, seed=args.seed, first=args.first,
         stride=args.stride, fraction=args.fraction, val_fraction=args.val_fraction, device=args.device,
         sigma_conditioned=False if args.time_step_free else None, schedule=schedule,
-        resume=args.resume, read_options=read_options,
+        resume=args.resume, read_options=read_options, loss_weighting=args.loss_weighting,
+        force_crossover_t=args.force_crossover if args.force_crossover == "thermal" else float(args.force_crossover),
     )
     print(f"best checkpoint: {path}")
 
@@ -88,6 +89,10 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("data", help="frames: extxyz, .traj, NPZ (MD17 style), DCD/XTC/HDF5 (mdtraj)")
     train.add_argument("--out", default="model.pt")
     train.add_argument("--loss", choices=LOSSES, default="piecewise-weighted")
+    train.add_argument("--loss-weighting", choices=["epsilon", "score", "gpff"],
+                       help="default: epsilon (paper), gpff for the gpff loss")
+    train.add_argument("--force-crossover", default="0.05",
+                       help="diffusion time t where force labels hand over to noise targets, or 'thermal'")
     train.add_argument("--temperature", type=float, help="K, converts eV/Å force labels to F/kT")
     train.add_argument("--kT", type=float, help="kT in the force labels' energy unit (instead of --temperature)")
     train.add_argument("--steps", type=int, default=3000)
@@ -141,7 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = commands.add_parser("demo", help="LJ-13: DSM vs PSM samples against a Boltzmann reference")
     demo.add_argument("--out", default="psm-demo")
-    demo.add_argument("--n", type=int, default=500, help="samples per model")
+    demo.add_argument("--n", type=int, default=256, help="samples per model")
     demo.add_argument("--train-steps", type=int, default=0, help="retrain both models for this many steps "
                       "instead of loading the shipped checkpoints")
     demo.add_argument("--seed", type=int, default=0)

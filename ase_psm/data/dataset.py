@@ -25,6 +25,7 @@ class PseudoPESDataset:
         schedule: NoiseSchedule,
         kT: float | None,
         dtype: torch.dtype = torch.float32,
+        crossover_t: float = 0.05,
     ) -> None:
         if len(frames) == 0:
             raise ValueError("no training frames: check the frame selection (first/stride/fraction)")
@@ -37,6 +38,7 @@ class PseudoPESDataset:
             raise ValueError(f"loss {loss!r} needs a positive kT (pass temperature in K or kT)")
         self.loss = loss
         self.schedule = schedule
+        self.crossover_t = crossover_t
         self.numbers = torch.as_tensor(frames.numbers, dtype=torch.long)
         self.positions = zero_com(torch.as_tensor(frames.positions, dtype=dtype))
         self.scaled_forces = None
@@ -53,7 +55,7 @@ class PseudoPESDataset:
         clean = self.positions[indices]
         sigma = self.schedule.draw(len(indices), generator, clean.dtype)
         noised = clean + sigma[:, None, None] * zero_com_noise(clean.shape, generator, clean.dtype)
-        weight = force_weight(self.loss, sigma, self.schedule)
+        weight = force_weight(self.loss, sigma, self.schedule, self.crossover_t)
         forces = None if self.scaled_forces is None else self.scaled_forces[indices]
         return noised, sigma, pseudo_force_target(clean, noised, sigma, weight, forces)
 

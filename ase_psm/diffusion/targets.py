@@ -19,16 +19,21 @@ PIECEWISE_T = 0.05
 SIGMOID_SLOPE = 50.0
 
 
-def force_weight(loss: str, sigma: torch.Tensor, schedule: NoiseSchedule) -> torch.Tensor:
-    """Weight w(sigma) of the force label in the target, per structure."""
+def force_weight(
+    loss: str, sigma: torch.Tensor, schedule: NoiseSchedule, crossover_t: float = PIECEWISE_T
+) -> torch.Tensor:
+    """Weight w(sigma) of the force label in the target, per structure.
+
+    ``crossover_t`` is the diffusion time of the switch (the paper's 0.05).
+    """
     if loss not in LOSSES:
         raise ValueError(f"unknown loss {loss!r}; choose one of {', '.join(LOSSES)}")
     if loss in ("dsm", "gpff"):
         return torch.zeros_like(sigma)
     t = schedule.time(sigma)
     if loss == "piecewise":
-        return (t <= PIECEWISE_T).to(sigma.dtype)
-    return torch.sigmoid(-SIGMOID_SLOPE * (t - PIECEWISE_T))
+        return (t <= crossover_t).to(sigma.dtype)
+    return torch.sigmoid(-SIGMOID_SLOPE * (t - crossover_t))
 
 
 def pseudo_force_target(
@@ -53,11 +58,21 @@ def pseudo_force_target(
     return target
 
 
-def loss_weight(loss: str, sigma: torch.Tensor) -> torch.Tensor:
+LOSS_WEIGHTINGS = ("epsilon", "gpff", "score")
+
+
+def loss_weight(weighting: str, sigma: torch.Tensor, sigma_data: float = 1.0) -> torch.Tensor:
     """Weight of the squared pseudo-force error per structure.
 
-    1/sigma^2 turns it into the paper's epsilon loss (lambda = 1); GPFF uses min(1, 1/sigma^2).
+    ``epsilon``: 1/sigma^2, the paper's epsilon loss (lambda = 1). ``gpff``:
+    min(1, 1/sigma^2) (SchNetPack). ``score``: (sigma^2 + sigma_data^2)/sigma^4, the
+    error of the network's preconditioned output, which gives small noise levels
+    (where force labels are precise) as much weight as large ones.
     """
-    if loss == "gpff":
+    if weighting == "epsilon":
+        return sigma**-2
+    if weighting == "gpff":
         return torch.clamp(sigma**-2, max=1.0)
-    return sigma**-2
+    if weighting == "score":
+        return (sigma**2 + sigma_data**2) / sigma**4
+    raise ValueError(f"unknown loss weighting {weighting!r}; choose one of {', '.join(LOSS_WEIGHTINGS)}")

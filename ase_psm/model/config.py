@@ -20,7 +20,7 @@ class ModelConfig:
     sh_lmax: int = 2
     """Highest degree of the edge spherical harmonics."""
     num_layers: int = 3
-    num_radial: int = 16
+    num_radial: int = 64
     """Gaussian radial basis functions between 0 and ``radial_max``."""
     radial_max: float = 5.0
     """Range of the radial basis (Å, in the network's scaled coordinates)."""

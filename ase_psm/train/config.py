@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 
 from ..diffusion.noise import NoiseSchedule
-from ..diffusion.targets import LOSSES
+from ..diffusion.targets import LOSS_WEIGHTINGS, LOSSES
 
 
 @dataclass
@@ -33,6 +33,12 @@ class TrainConfig:
     fraction: float | None = None
     val_fraction: float = 0.1
     val_every: int = 250
+    force_crossover_t: float | str = 0.05
+    """Diffusion time t where force labels hand over to noise targets: the paper's 0.05, or
+    ``"thermal"`` for the t of the data's thermal length 1/RMS(F/kT), where the force target's
+    spread (sigma^2 |F|/kT) and the noise target's (sigma) are equal."""
+    loss_weighting: str | None = None
+    """``epsilon`` (paper), ``gpff`` or ``score``; None: ``gpff`` for that loss, else ``epsilon``."""
     sigma_conditioned: bool | None = None
     """None: True for the paper's losses, False for ``gpff``."""
     schedule: NoiseSchedule | None = None
@@ -55,6 +61,14 @@ class TrainConfig:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
         if isinstance(self.schedule, dict):
             self.schedule = NoiseSchedule(**self.schedule)
+        if self.loss_weighting is None:
+            self.loss_weighting = "gpff" if self.loss == "gpff" else "epsilon"
+        if self.loss_weighting not in LOSS_WEIGHTINGS:
+            raise ValueError(
+                f"unknown loss weighting {self.loss_weighting!r}; choose one of {', '.join(LOSS_WEIGHTINGS)}"
+            )
+        if isinstance(self.force_crossover_t, str) and self.force_crossover_t != "thermal":
+            raise ValueError(f"force_crossover_t must be a number or 'thermal', got {self.force_crossover_t!r}")
         if self.sigma_conditioned is None:
             self.sigma_conditioned = self.loss != "gpff"
         if self.schedule is None:

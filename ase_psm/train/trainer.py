@@ -22,6 +22,9 @@ from ..model import ModelConfig, PseudoForceNet
 from .config import TrainConfig
 
 VALIDATION_REPEATS = 4
+RADIAL_BASIS_SIZE = 96
+"""Fine radial resolution matters: on LJ-13 (500 steps) the force error at sigma = 0.01
+fell from 76 % with 16 Gaussians to 40 % with 48 and 36 % with 96."""
 MAX_VALIDATION_FRAMES = 256
 
 
@@ -45,21 +48,31 @@ def default_model_config(frames: Frames, config: TrainConfig) -> ModelConfig:
     schedule = config.schedule
     if config.sigma_conditioned:
         radial_max = 1.2 * max(max_pair_distance(frames), 5.0 * length_scale)
-        num_radial = 16
     else:
         typical_max_sigma = min(schedule.sigma_max, math.exp(schedule.log_mean + 2 * schedule.log_std))
         radial_max = max_pair_distance(frames) + 4.0 * typical_max_sigma
-        num_radial = 32
     values = dict(
         species=sorted({int(z) for z in frames.numbers}),
         sigma_conditioned=bool(config.sigma_conditioned),
         sigma_data=sigma_data,
         length_scale=length_scale,
         radial_max=radial_max,
-        num_radial=num_radial,
+        num_radial=RADIAL_BASIS_SIZE,
     )
     values.update(config.model)
     return ModelConfig(**values)
+
+
+def force_crossover_time(frames: Frames, config: TrainConfig) -> float:
+    """The configured crossover time t, resolving ``"thermal"`` from the frames' force labels."""
+    if config.force_crossover_t != "thermal":
+        return float(config.force_crossover_t)
+    sigma_data = thermal_length(frames, config.resolved_kT)
+    if sigma_data is None:
+        raise ValueError("force_crossover_t='thermal' needs force labels and kT (or temperature)")
+    schedule = config.schedule
+    t = math.log(sigma_data / schedule.sigma_min) / math.log(schedule.sigma_max / schedule.sigma_min)
+    return min(max(t, 0.0), 1.0)
 
 
 def _lr_factor(step: int, config: TrainConfig) -> float:
@@ -69,21 +82,27 @@ def _lr_factor(step: int, config: TrainConfig) -> float:
     return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
 
 
-def _batch_loss(model: PseudoForceNet, dataset: PseudoPESDataset, indices, generator, device) -> torch.Tensor:
+def _batch_loss(
+    model: PseudoForceNet, dataset: PseudoPESDataset, indices, generator, device, weighting: str = "epsilon"
+) -> torch.Tensor:
     noised, sigma, target = dataset.batch(indices, generator)
     noised, sigma, target = noised.to(device), sigma.to(device), target.to(device)
     numbers = dataset.numbers.to(device)
     predicted = model.pseudo_forces(numbers, noised, sigma if model.config.sigma_conditioned else None)
     squared_error = (predicted - target).square().flatten(1).mean(dim=1)
-    return (loss_weight(dataset.loss, sigma) * squared_error).mean()
+    return (loss_weight(weighting, sigma, model.config.sigma_data) * squared_error).mean()
 
 
 @torch.no_grad()
-def validation_loss(model: PseudoForceNet, dataset: PseudoPESDataset, seed: int, device) -> float:
+def validation_loss(
+    model: PseudoForceNet, dataset: PseudoPESDataset, seed: int, device, weighting: str = "epsilon"
+) -> float:
     """Weighted loss on the validation frames, with the same noise draws every time."""
     generator = torch.Generator().manual_seed(seed + 1)
     indices = torch.arange(min(len(dataset), MAX_VALIDATION_FRAMES))
-    losses = [float(_batch_loss(model, dataset, indices, generator, device)) for _ in range(VALIDATION_REPEATS)]
+    losses = [
+        float(_batch_loss(model, dataset, indices, generator, device, weighting)) for _ in range(VALIDATION_REPEATS)
+    ]
     return sum(losses) / len(losses)
 
 
@@ -143,10 +162,13 @@ def train(
     train_frames, val_frames = (
         split_frames(frames, config.val_fraction, config.seed) if config.val_fraction > 0 else (frames, None)
     )
-    dataset = PseudoPESDataset(train_frames, config.loss, config.schedule, config.resolved_kT)
-    val_dataset = (
-        PseudoPESDataset(val_frames, config.loss, config.schedule, config.resolved_kT) if val_frames else None
-    )
+    crossover_t = force_crossover_time(train_frames, config)
+
+    def dataset_of(part: Frames) -> PseudoPESDataset:
+        return PseudoPESDataset(part, config.loss, config.schedule, config.resolved_kT, crossover_t=crossover_t)
+
+    dataset = dataset_of(train_frames)
+    val_dataset = dataset_of(val_frames) if val_frames else None
 
     torch.manual_seed(config.seed)
     model = PseudoForceNet(default_model_config(train_frames, config)).to(device)
@@ -188,7 +210,7 @@ def train(
         while step < config.steps:
             model.train()
             indices = torch.randint(len(dataset), (config.batch_size,), generator=generator)
-            loss = _batch_loss(model, dataset, indices, generator, device)
+            loss = _batch_loss(model, dataset, indices, generator, device, config.loss_weighting)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
@@ -203,7 +225,11 @@ def train(
             bar.update(1)
             bar.set_postfix(loss=f"{running_loss:.4g}")
             if step % config.val_every == 0 or step == config.steps:
-                val_loss = validation_loss(ema, val_dataset, config.seed, device) if val_dataset else None
+                val_loss = (
+                    validation_loss(ema, val_dataset, config.seed, device, config.loss_weighting)
+                    if val_dataset
+                    else None
+                )
                 with open(log_path, "a", newline="") as handle:
                     csv.writer(handle).writerow(
                         [step, scheduler.get_last_lr()[0], running_loss, val_loss, time.perf_counter() - started]
@@ -228,7 +254,8 @@ def _check_resumable(state: dict, config: TrainConfig, model_config: ModelConfig
     if "training_state" not in state:
         raise ValueError(f"{path} has no training state to resume from")
     saved = TrainConfig.from_dict(state["train_config"])
-    for name in ("loss", "kT", "temperature", "batch_size", "seed", "first", "stride", "fraction"):
+    for name in ("loss", "kT", "temperature", "batch_size", "seed", "first", "stride", "fraction",
+                 "loss_weighting", "force_crossover_t"):
         if getattr(saved, name) != getattr(config, name):
             raise ValueError(
                 f"cannot resume from {path}: it was trained with {name}={getattr(saved, name)!r}, "

@@ -21,10 +21,15 @@ from .metrics import distance_tvd, hr_mae, plot_distance_histograms
 from .systems import lj_energy
 
 ARGON = 18
-MODELS = {"DSM": "dsm", "PSM (piecewise-weighted)": "piecewise-weighted"}
+MODELS = {
+    "DSM": ("dsm", dict(loss="dsm")),
+    "PSM (piecewise-weighted)": ("psm", dict(loss="piecewise-weighted", force_crossover_t="thermal")),
+}
+"""Display name -> (file stem, loss settings); the shipped checkpoints were trained with these
+and DEMO_TRAINING for 2000 steps (benchmarks/lj13_debias.py, docs/lj13.md)."""
 DEMO_TRAINING = dict(
-    kT=1.0, batch_size=64, schedule=dict(sigma_min=0.01, sigma_max=3.0),
-    model=dict(hidden_irreps="32x0e + 16x1e", sh_lmax=1, num_layers=3), device="cpu",
+    kT=1.0, batch_size=64, schedule=dict(sigma_min=0.01, sigma_max=3.0), loss_weighting="score",
+    model=dict(hidden_irreps="32x0e + 16x1e", sh_lmax=1, num_layers=3, num_radial=96), device="cpu",
 )
 SAMPLER = dict(sampler="pc", steps=100)
 
@@ -45,15 +50,15 @@ def run_lj13_demo(out: Path, n_samples: int = 256, retrain_steps: int = 0, seed:
     out.mkdir(parents=True, exist_ok=True)
     data = load_lj13_data()
     reference = data["reference"]
-    checkpoints = {name: demo_asset(f"lj13_{loss}.pt") for name, loss in MODELS.items()}
+    checkpoints = {name: demo_asset(f"lj13_{stem}.pt") for name, (stem, _) in MODELS.items()}
     if retrain_steps:
         from .data import Frames
         from .train import train
 
         frames = Frames(np.full(13, ARGON), data["biased"], forces=data["biased_forces"])
-        for name, loss in MODELS.items():
-            checkpoints[name] = train(frames, out / f"lj13_{loss}.pt", loss=loss, steps=retrain_steps,
-                                      seed=seed, **DEMO_TRAINING)
+        for name, (stem, settings) in MODELS.items():
+            checkpoints[name] = train(frames, out / f"lj13_{stem}.pt", steps=retrain_steps, seed=seed,
+                                      **settings, **DEMO_TRAINING)
 
     rows = [_row("training data (biased)", data["biased"], reference, None)]
     named = {"training data": data["biased"]}
@@ -63,7 +68,7 @@ def run_lj13_demo(out: Path, n_samples: int = 256, retrain_steps: int = 0, seed:
                             device="cpu", **SAMPLER)
         seconds = time.perf_counter() - started
         positions = np.stack([atoms.positions for atoms in structures])
-        ase.io.write(out / f"samples_{MODELS[name]}.extxyz", structures)
+        ase.io.write(out / f"samples_{MODELS[name][0]}.extxyz", structures)
         named[name] = positions
         rows.append(_row(name, positions, reference, seconds))
 

@@ -25,6 +25,7 @@ from ase_psm.systems import lj_forces, lj_initial_positions, metropolis
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=300)
+    parser.add_argument("--samples", type=int, default=200)
     parser.add_argument("--out", type=Path, default=Path("quickstart-out"))
     args = parser.parse_args()
     args.out.mkdir(exist_ok=True)
@@ -53,11 +54,11 @@ def main() -> None:
     print(f"denoiser converged: {converged}")
 
     # 3c. sampling
-    structures = sample(checkpoint, ase.Atoms(numbers=[18] * 13), n=200, sampler="pc", steps=50, seed=0,
+    structures = sample(checkpoint, ase.Atoms(numbers=[18] * 13), n=args.samples, sampler="pc", steps=50, seed=0,
                         device="cpu")
     ase.io.write(args.out / "samples.extxyz", structures)
     generated = np.stack([a.positions for a in structures])
-    print(f"distance TVD of 200 samples to the training frames: {distance_tvd(generated, positions):.3f}")
+    print(f"distance TVD of {args.samples} samples to the training frames: {distance_tvd(generated, positions):.3f}")
 
 
 if __name__ == "__main__":

@@ -65,7 +65,7 @@ def test_quickstart_example_runs(tmp_path):
 
     script = Path(__file__).parent.parent / "examples" / "quickstart_lj13.py"
     result = subprocess.run(
-        [sys.executable, str(script), "--steps", "3", "--out", str(tmp_path)],
+        [sys.executable, str(script), "--steps", "3", "--samples", "8", "--out", str(tmp_path)],
         capture_output=True, text=True, timeout=600,
     )
     assert result.returncode == 0, result.stderr

@@ -45,8 +45,8 @@ def test_tvd_point_masses():
     assert distance_tvd(_dimers([1.5]), reference) == pytest.approx(1.0)
     # distances outside the reference range are dropped before normalising
     assert distance_tvd(_dimers([1.0, 3.0]), reference) == pytest.approx(0.5)
-    with pytest.raises(ValueError):
-        distance_tvd(_dimers([3.0]), reference)
+    # no distance inside the reference range: disjoint support, the largest TVD
+    assert distance_tvd(_dimers([3.0]), reference) == 1.0
 
 
 def test_hr_integrates_to_one_and_mae_of_identical_sets_is_zero(clusters):

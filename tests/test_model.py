@@ -112,3 +112,9 @@ def test_large_noise_output_scales_with_structure():
     large = net.pseudo_forces(CHIRAL_NUMBERS, 10 * x, torch.tensor([10.0], dtype=torch.float64))
     assert torch.isfinite(large).all()
     assert large.abs().mean() > 10 * small.abs().mean()
+
+
+def test_pseudo_forces_have_no_net_translation():
+    net = make_net()
+    out = net.pseudo_forces(CHIRAL_NUMBERS, structures(), SIGMA)
+    torch.testing.assert_close(out.sum(dim=1), torch.zeros(3, 3, dtype=torch.float64), atol=1e-12, rtol=0)

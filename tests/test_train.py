@@ -25,19 +25,20 @@ SETTINGS = dict(
 
 
 def test_short_training_lowers_validation_loss(lj7_frames, tmp_path):
-    out = train(lj7_frames, tmp_path / "m.pt", loss="dsm", steps=120, val_every=60, learning_rate=3e-3, **SETTINGS)
+    settings = dict(loss="piecewise-weighted", loss_weighting="score", force_crossover_t="thermal")
+    out = train(lj7_frames, tmp_path / "m.pt", steps=240, val_every=120, learning_rate=3e-3, **settings, **SETTINGS)
     checkpoint = load_checkpoint(out)
-    config = TrainConfig(loss="dsm", kT=1.0, schedule=NoiseSchedule(0.01, 3.0))
-    val = PseudoPESDataset(lj7_frames.subset(range(250, 300)), "dsm", config.schedule, 1.0)
+    val = PseudoPESDataset(lj7_frames.subset(range(250, 300)), "piecewise-weighted", NoiseSchedule(0.01, 3.0), 1.0,
+                           crossover_t=checkpoint["force_crossover_t"])
     trained = load_model(out, device="cpu")[0]
     torch.manual_seed(123)
     untrained = PseudoForceNet(trained.config)
-    before = validation_loss(untrained, val, seed=0, device="cpu")
-    after = validation_loss(trained, val, seed=0, device="cpu")
-    assert after < 0.8 * before
+    before = validation_loss(untrained, val, seed=0, device="cpu", weighting="score")
+    after = validation_loss(trained, val, seed=0, device="cpu", weighting="score")
+    assert after < 0.7 * before
     rows = list(csv.DictReader(open(tmp_path / "m.csv")))
-    assert [int(r["step"]) for r in rows] == [60, 120]
-    assert checkpoint["step"] in (60, 120) and checkpoint["loss"] == "dsm"
+    assert [int(r["step"]) for r in rows] == [120, 240]
+    assert checkpoint["step"] in (120, 240) and checkpoint["loss"] == "piecewise-weighted"
 
 
 def test_training_is_deterministic_and_resumes_exactly(lj7_frames, tmp_path):

@@ -56,11 +56,12 @@ def distance_tvd(samples: np.ndarray, reference: np.ndarray, n_bins: int = 200) 
 
     n_bins equal bins span the reference distances' [min, max]; sample distances outside
     that range are dropped. Each histogram is normalised to sum 1; TVD = 1/2 sum |p - q|.
+    Samples with no distance inside the range share no support with the reference: TVD 1.
     """
     reference_counts, edges = np.histogram(pairwise_distances(reference), bins=n_bins)
     sample_counts, _ = np.histogram(pairwise_distances(samples), bins=edges)
     if sample_counts.sum() == 0:
-        raise ValueError("no sample distance falls inside the reference distance range")
+        return 1.0
     p = reference_counts / reference_counts.sum()
     q = sample_counts / sample_counts.sum()
     return float(0.5 * np.abs(p - q).sum())

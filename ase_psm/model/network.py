@@ -24,7 +24,8 @@ class PseudoForceNet(nn.Module):
     A sigma-conditioned network sees noised coordinates shrunk by
     s = sqrt(1 + sigma^2 / length_scale^2) and scales its output by
     c_out = sigma^2 / sqrt(sigma^2 + sigma_data^2), so that the network output
-    is of order one at every noise level.
+    is of order one at every noise level. Pseudo-forces have zero mean over each
+    structure's atoms (no net translation), like the zero-centre-of-mass noise.
     """
 
     def __init__(self, config: ModelConfig) -> None:
@@ -130,6 +131,7 @@ class PseudoForceNet(nn.Module):
             0, destination, edge_weights[:, None] * edge_vectors
         )
         output = self.vector_head(features) + edge_term * inverse_degree[:, None]
+        output = _remove_structure_mean(output, batch, num_structures)
         if config.sigma_conditioned:
             output = output * c_out[batch, None]
         return output
@@ -147,3 +149,10 @@ class PseudoForceNet(nn.Module):
             sigma = torch.as_tensor(sigma, dtype=positions.dtype, device=positions.device).reshape(-1)
         flat = self(numbers.repeat(n_structures), positions.reshape(-1, 3), batch, sigma)
         return flat.reshape(n_structures, n_atoms, 3)
+
+
+def _remove_structure_mean(vectors: torch.Tensor, batch: torch.Tensor, num_structures: int) -> torch.Tensor:
+    """Subtract each structure's mean vector: pseudo-forces carry no net translation."""
+    sums = vectors.new_zeros(num_structures, 3).index_add_(0, batch, vectors)
+    counts = torch.bincount(batch, minlength=num_structures).clamp(min=1).to(vectors.dtype)
+    return vectors - (sums / counts[:, None])[batch]

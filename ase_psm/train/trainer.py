@@ -106,7 +106,9 @@ def validation_loss(
     return sum(losses) / len(losses)
 
 
-def _payload(ema: PseudoForceNet, config: TrainConfig, step: int, val_loss: float | None) -> dict:
+def _payload(
+    ema: PseudoForceNet, config: TrainConfig, crossover_t: float, step: int, val_loss: float | None
+) -> dict:
     return {
         "package_version": __version__,
         "model_config": ema.config.to_dict(),
@@ -117,6 +119,7 @@ def _payload(ema: PseudoForceNet, config: TrainConfig, step: int, val_loss: floa
         "temperature": config.temperature,
         "schedule": config.schedule.to_dict(),
         "loss": config.loss,
+        "force_crossover_t": crossover_t,
         "train_config": config.to_dict(),
         "step": step,
         "val_loss": val_loss,
@@ -193,7 +196,7 @@ def train(
             csv.writer(handle).writerow(["step", "learning_rate", "train_loss", "val_loss", "elapsed_s"])
 
     def save_last(val_loss: float | None) -> None:
-        payload = _payload(ema, config, step, val_loss)
+        payload = _payload(ema, config, crossover_t, step, val_loss)
         payload["training_state"] = {
             "model_state": model.state_dict(),
             "optimizer_state": optimizer.state_dict(),
@@ -237,7 +240,7 @@ def train(
                 score = val_loss if val_loss is not None else running_loss
                 if score < best_val:
                     best_val = score
-                    save_checkpoint(out, _payload(ema, config, step, val_loss))
+                    save_checkpoint(out, _payload(ema, config, crossover_t, step, val_loss))
                 save_last(val_loss)
                 bar.set_postfix(loss=f"{running_loss:.4g}", val=f"{val_loss:.4g}" if val_loss else "-")
     except KeyboardInterrupt:
@@ -246,7 +249,7 @@ def train(
     finally:
         bar.close()
     if not out.exists():
-        save_checkpoint(out, _payload(ema, config, step, None))
+        save_checkpoint(out, _payload(ema, config, crossover_t, step, None))
     return out
 
 

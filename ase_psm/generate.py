@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 
 import ase
-import numpy as np
 import torch
 
 from .ase.constraints import fixed_atom_mask

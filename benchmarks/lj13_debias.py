@@ -20,7 +20,7 @@ import torch
 from ase_psm.data import Frames
 from ase_psm.generate import sample
 from ase_psm.metrics import distance_tvd, hr_mae, plot_distance_histograms
-from ase_psm.systems import lj_energy, lj_forces, make_lj_dataset
+from ase_psm.systems import lj_energy, make_lj_dataset
 from ase_psm.train import train
 
 ARGON = 18  # LJ particles need an element; reduced units throughout

@@ -43,7 +43,7 @@ class PseudoForceNet(nn.Module):
             )
         self.irreps_hidden = irreps_hidden
         self.num_scalars = irreps_hidden[0].mul
-        irreps_sh = o3.Irreps([(1, (l, 1)) for l in range(config.sh_lmax + 1)])
+        irreps_sh = o3.Irreps([(1, (degree, 1)) for degree in range(config.sh_lmax + 1)])
 
         z_to_index = torch.full((119,), -1, dtype=torch.long)
         z_to_index[torch.tensor(config.species)] = torch.arange(len(config.species))

@@ -44,7 +44,7 @@ def run_one(args: argparse.Namespace, data: dict[str, np.ndarray]) -> dict:
             model=dict(hidden_irreps=args.hidden_irreps, sh_lmax=args.sh_lmax, num_layers=args.num_layers,
                        num_radial=args.num_radial),
             device="cpu", val_every=args.val_every, loss_weighting=args.loss_weighting,
-            force_crossover_t=args.crossover if args.crossover == "thermal" else float(args.crossover),
+            force_crossover_t=args.crossover,
         )
     train_seconds = time.perf_counter() - started
     started = time.perf_counter()

@@ -92,6 +92,7 @@ def test_bad_training_input(lj7_frames, tmp_path):
         TrainConfig(loss="l2")
     with pytest.raises(ValueError, match="thermal"):
         TrainConfig(force_crossover_t="hot")
+    assert TrainConfig(force_crossover_t="0.2").force_crossover_t == 0.2
     with pytest.raises(ValueError, match="unknown loss weighting"):
         TrainConfig(loss_weighting="flat")
     with pytest.raises(TypeError, match="training data"):

@@ -23,7 +23,7 @@ def _train(args: argparse.Namespace) -> None:
         stride=args.stride, fraction=args.fraction, val_fraction=args.val_fraction, device=args.device,
         sigma_conditioned=False if args.time_step_free else None, schedule=schedule,
         resume=args.resume, read_options=read_options, loss_weighting=args.loss_weighting,
-        force_crossover_t=args.force_crossover if args.force_crossover == "thermal" else float(args.force_crossover),
+        force_crossover_t=args.force_crossover,
     )
     print(f"best checkpoint: {path}")
 

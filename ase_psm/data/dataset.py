@@ -6,7 +6,7 @@ import numpy as np
 import torch
 
 from ..diffusion.noise import NoiseSchedule, zero_com, zero_com_noise
-from ..diffusion.targets import FORCE_LOSSES, force_weight, pseudo_force_target
+from ..diffusion.targets import FORCE_LOSSES, PIECEWISE_T, force_weight, pseudo_force_target
 from .frames import Frames
 
 
@@ -25,7 +25,7 @@ class PseudoPESDataset:
         schedule: NoiseSchedule,
         kT: float | None,
         dtype: torch.dtype = torch.float32,
-        crossover_t: float = 0.05,
+        crossover_t: float = PIECEWISE_T,
     ) -> None:
         if len(frames) == 0:
             raise ValueError("no training frames: check the frame selection (first/stride/fraction)")

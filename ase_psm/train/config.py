@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 
 from ..diffusion.noise import NoiseSchedule
-from ..diffusion.targets import LOSS_WEIGHTINGS, LOSSES
+from ..diffusion.targets import LOSS_WEIGHTINGS, LOSSES, PIECEWISE_T
 
 
 @dataclass
@@ -33,7 +33,7 @@ class TrainConfig:
     fraction: float | None = None
     val_fraction: float = 0.1
     val_every: int = 250
-    force_crossover_t: float | str = 0.05
+    force_crossover_t: float | str = PIECEWISE_T
     """Diffusion time t where force labels hand over to noise targets: the paper's 0.05, or
     ``"thermal"`` for the t of the data's thermal length 1/RMS(F/kT), where the force target's
     spread (sigma^2 |F|/kT) and the noise target's (sigma) are equal."""
@@ -68,7 +68,12 @@ class TrainConfig:
                 f"unknown loss weighting {self.loss_weighting!r}; choose one of {', '.join(LOSS_WEIGHTINGS)}"
             )
         if isinstance(self.force_crossover_t, str) and self.force_crossover_t != "thermal":
-            raise ValueError(f"force_crossover_t must be a number or 'thermal', got {self.force_crossover_t!r}")
+            try:
+                self.force_crossover_t = float(self.force_crossover_t)
+            except ValueError:
+                raise ValueError(
+                    f"force_crossover_t must be a number or 'thermal', got {self.force_crossover_t!r}"
+                ) from None
         if self.sigma_conditioned is None:
             self.sigma_conditioned = self.loss != "gpff"
         if self.schedule is None:

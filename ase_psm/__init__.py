@@ -5,8 +5,8 @@ frames -> dataset -> trainer -> checkpoint -> model -> calculator / samplers -> 
 
 __version__ = "0.1.0"
 
-from .ase import PSMCalculator, PseudoForceDenoiser  # noqa: E402
-from .generate import sample  # noqa: E402
-from .train import TrainConfig, train  # noqa: E402
+from .ase import PseudoForceDenoiser, PSMCalculator
+from .generate import sample
+from .train import TrainConfig, train
 
 __all__ = ["PSMCalculator", "PseudoForceDenoiser", "TrainConfig", "__version__", "sample", "train"]

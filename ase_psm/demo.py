@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from importlib import resources
 from pathlib import Path
+from typing import Any, cast
 
 import ase
 import ase.io
@@ -21,17 +22,17 @@ from .metrics import distance_tvd, hr_mae, plot_distance_histograms
 from .systems import lj_energy
 
 ARGON = 18
-MODELS = {
+MODELS: dict[str, tuple[str, dict[str, Any]]] = {
     "DSM": ("dsm", dict(loss="dsm")),
     "PSM (piecewise-weighted)": ("psm", dict(loss="piecewise-weighted", force_crossover_t="thermal")),
 }
 """Display name -> (file stem, loss settings); the shipped checkpoints were trained with these
 and DEMO_TRAINING for 2000 steps (benchmarks/lj13_debias.py, docs/lj13.md)."""
-DEMO_TRAINING = dict(
+DEMO_TRAINING: dict[str, Any] = dict(
     kT=1.0, batch_size=64, schedule=dict(sigma_min=0.01, sigma_max=3.0), loss_weighting="score",
     model=dict(hidden_irreps="32x0e + 16x1e", sh_lmax=1, num_layers=3, num_radial=96), device="cpu",
 )
-SAMPLER = dict(sampler="pc", steps=100)
+SAMPLER: dict[str, Any] = dict(sampler="pc", steps=100)
 
 
 def demo_asset(name: str) -> Path:
@@ -64,8 +65,10 @@ def run_lj13_demo(out: Path, n_samples: int = 256, retrain_steps: int = 0, seed:
     named = {"training data": data["biased"]}
     for name, checkpoint in checkpoints.items():
         started = time.perf_counter()
-        structures = sample(checkpoint, ase.Atoms(numbers=[ARGON] * 13), n=n_samples, seed=seed,
-                            device="cpu", **SAMPLER)
+        structures = cast(  # without return_report, sample returns the list of structures
+            list[ase.Atoms],
+            sample(checkpoint, ase.Atoms(numbers=[ARGON] * 13), n=n_samples, seed=seed, device="cpu", **SAMPLER),
+        )
         seconds = time.perf_counter() - started
         positions = np.stack([atoms.positions for atoms in structures])
         ase.io.write(out / f"samples_{MODELS[name][0]}.extxyz", structures)
@@ -76,8 +79,8 @@ def run_lj13_demo(out: Path, n_samples: int = 256, retrain_steps: int = 0, seed:
           f"vs {len(reference)} reference structures")
     print(f"{'':28s} {'distance TVD':>12s} {'h(r) MAE':>9s} {'median E':>9s} {'time':>7s}")
     for row in rows:
-        seconds = f"{row['seconds']:6.1f}s" if row["seconds"] is not None else ""
-        print(f"{row['name']:28s} {row['distance_tvd']:12.4f} {row['hr_mae']:9.4f} {row['energy_median']:9.2f} {seconds:>7s}")
+        time_text = f"{row['seconds']:6.1f}s" if row["seconds"] is not None else ""
+        print(f"{row['name']:28s} {row['distance_tvd']:12.4f} {row['hr_mae']:9.4f} {row['energy_median']:9.2f} {time_text:>7s}")
     floor = _row(f"reference, {n_samples} vs rest", reference[:n_samples], reference[n_samples:], None)
     print(f"{floor['name']:28s} {floor['distance_tvd']:12.4f} {floor['hr_mae']:9.4f} {floor['energy_median']:9.2f}"
           "   (finite-sample floor)")

@@ -3,15 +3,22 @@
 from __future__ import annotations
 
 import os
+import warnings
+from typing import Literal
 
 import ase
+import numpy as np
 import torch
 
 from .ase.constraints import fixed_atom_mask
 from .checkpoint import load_model, resolve_dtype
 from .diffusion.noise import geometric_sigmas, karras_sigmas, zero_com_noise
 from .diffusion.samplers import SAMPLERS
+from .metrics.validity import SampleReport, bond_graph, is_molecule, structure_problems
 from .model import PseudoForceNet
+from .validation import check_atoms, check_composition, check_sigma_range
+
+ON_INVALID = ("regenerate", "drop", "keep")
 
 
 def make_denoiser(model: PseudoForceNet, numbers: torch.Tensor):
@@ -39,8 +46,13 @@ def sample(
     device: str = "auto",
     dtype: str = "float32",
     progress: bool = True,
+    on_invalid: Literal["regenerate", "drop", "keep"] = "regenerate",
+    max_rounds: int = 5,
+    clash_distance: float | None = None,
+    check_bonds: bool | Literal["auto"] = "auto",
+    return_report: bool = False,
     **sampler_options,
-) -> list[ase.Atoms]:
+) -> list[ase.Atoms] | tuple[list[ase.Atoms], SampleReport]:
     """Generate ``n`` structures with the atoms of ``template``.
 
     prior: ``"gaussian"`` starts from zero-centred noise of width sigma_max (Å);
@@ -50,6 +62,18 @@ def sample(
     levels (``pc``, ``euler``, ``heun``, ``ancestral``; geometric for ``pc``, Karras
     for the others), the maximum number of steps (``adaptive``) or the number of
     denoising steps (``direct``). sigma_min/sigma_max default to the training schedule.
+
+    Every structure is checked (see :mod:`ase_psm.metrics.validity`): non-finite
+    coordinates; an atom farther from the centroid than the model's radial range
+    (or 1.5 template diameters); two atoms closer than ``clash_distance`` (Å; default
+    half the training data's nearest-neighbour distance); and, when ``check_bonds``
+    (``"auto"``: the template is a connected molecule of several elements), a
+    covalent bond graph different from the template's. ``on_invalid`` chooses what
+    happens to failures: ``"regenerate"`` draws replacements for up to ``max_rounds``
+    rounds, ``"drop"`` returns the valid ones only, ``"keep"`` returns all with
+    ``atoms.info["problems"]`` set. A warning is issued when fewer than ``n``
+    structures come back or invalid ones are kept; ``return_report=True`` also
+    returns the :class:`~ase_psm.metrics.validity.SampleReport`.
     """
     if sampler not in SAMPLERS:
         raise ValueError(f"unknown sampler {sampler!r}; choose one of {', '.join(SAMPLERS)}")
@@ -57,6 +81,10 @@ def sample(
         raise ValueError(f"prior must be 'gaussian' or 'structure', got {prior!r}")
     if n < 1 or steps < 1:
         raise ValueError(f"n and steps must be at least 1, got n={n}, steps={steps}")
+    if on_invalid not in ON_INVALID:
+        raise ValueError(f"on_invalid must be one of {', '.join(ON_INVALID)}, got {on_invalid!r}")
+    if max_rounds < 1:
+        raise ValueError(f"max_rounds must be at least 1, got {max_rounds}")
     model, checkpoint_data = load_model(checkpoint, device, dtype)
     schedule = checkpoint_data["schedule"]
     sigma_max = float(sigma_max if sigma_max is not None else schedule["sigma_max"])
@@ -64,7 +92,9 @@ def sample(
     torch_device = next(model.parameters()).device
     torch_dtype = resolve_dtype(dtype)
     numbers = torch.as_tensor(template.numbers, dtype=torch.long, device=torch_device)
-    model.species_index(numbers)  # clear error for unknown elements before any work
+    check_atoms(template, model.config.species)  # clear errors before any work
+    check_composition(template.numbers, model.config.species)
+    check_sigma_range(sigma_min, sigma_max)
     fixed = fixed_atom_mask(template)
     free = torch.as_tensor(~fixed, device=torch_device) if fixed.any() else None
     reference = torch.as_tensor(template.positions, dtype=torch_dtype, device=torch_device)
@@ -78,9 +108,7 @@ def sample(
         sigmas = karras_sigmas(steps, sigma_min, sigma_max)
     sigmas = sigmas.to(device=torch_device, dtype=torch_dtype)
 
-    structures = []
-    for start in range(0, n, batch_size):
-        size = min(batch_size, n - start)
+    def draw(size: int) -> np.ndarray:
         shape = (size, len(template), 3)
         noise = zero_com_noise(shape, generator, torch_dtype, torch_device, free)
         base = reference.expand(shape) if (prior == "structure" or free is not None) else reference.new_zeros(shape)
@@ -92,9 +120,46 @@ def sample(
             x = SAMPLERS[sampler](denoise, x, sigma_max, steps=steps, **common, **sampler_options)
         else:
             x = SAMPLERS[sampler](denoise, x, sigmas, **common, **sampler_options)
-        for positions in x.cpu().double().numpy():
-            atoms = template.copy()
-            atoms.calc = None
-            atoms.set_positions(positions, apply_constraint=False)
-            structures.append(atoms)
-    return structures
+        return x.cpu().double().numpy()
+
+    checks = _checks(model, template, clash_distance, check_bonds)
+    report = SampleReport(requested=n, on_invalid=on_invalid)
+    structures: list[ase.Atoms] = []
+    while len(structures) < n and report.rounds < (max_rounds if on_invalid == "regenerate" else 1):
+        report.rounds += 1
+        missing = n - len(structures)
+        for start in range(0, missing, batch_size):
+            positions = draw(min(batch_size, missing - start))
+            for coordinates, problems in zip(positions, structure_problems(positions, **checks)):
+                report.generated += 1
+                report.invalid += bool(problems)
+                report.problems.update(problems)
+                if problems and on_invalid != "keep":
+                    continue
+                atoms = template.copy()
+                atoms.calc = None
+                atoms.set_positions(coordinates, apply_constraint=False)
+                if problems:
+                    atoms.info["problems"] = ",".join(problems)
+                structures.append(atoms)
+    report.returned = len(structures)
+    if report.returned < n or (on_invalid == "keep" and report.invalid):
+        warnings.warn(f"sample: {report}", RuntimeWarning, stacklevel=2)
+    return (structures, report) if return_report else structures
+
+
+def _checks(
+    model: PseudoForceNet, template: ase.Atoms, clash_distance: float | None, check_bonds: bool | str
+) -> dict:
+    """Keyword arguments of :func:`structure_problems` for structures like ``template``."""
+    if check_bonds not in (True, False, "auto"):
+        raise ValueError(f"check_bonds must be True, False or 'auto', got {check_bonds!r}")
+    positions = template.positions
+    diameter = float(np.ptp(positions, axis=0).max()) if len(template) > 1 else 0.0
+    checks: dict = dict(
+        clash_distance=0.5 * model.config.length_scale if clash_distance is None else float(clash_distance),
+        max_radius=max(model.config.radial_max, 1.5 * diameter),
+    )
+    if check_bonds is True or (check_bonds == "auto" and is_molecule(template.numbers, positions)):
+        checks.update(numbers=template.numbers, reference_bonds=bond_graph(template.numbers, positions))
+    return checks

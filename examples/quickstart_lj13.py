@@ -16,7 +16,7 @@ import ase
 import ase.io
 import numpy as np
 
-from ase_psm import PSMCalculator, PseudoForceDenoiser, sample, train
+from ase_psm import PseudoForceDenoiser, PSMCalculator, sample, train
 from ase_psm.data import Frames, write_frames
 from ase_psm.metrics import distance_tvd
 from ase_psm.systems import lj_forces, lj_initial_positions, metropolis
@@ -53,13 +53,16 @@ def main() -> None:
     converged = PseudoForceDenoiser(atoms, seed=0).run(fmax=0.05, steps=100)
     print(f"denoiser converged: {converged}")
 
-    # 3c. sampling
-    structures = sample(checkpoint, ase.Atoms(numbers=[18] * 13), n=args.samples, sampler="pc", steps=50, seed=0,
-                        device="cpu")
+    # 3c. sampling; every structure is checked (finite, compact, no clashes), failures regenerated
+    structures, report = sample(checkpoint, ase.Atoms(numbers=[18] * 13), n=args.samples, sampler="pc",
+                                steps=50, seed=0, device="cpu", return_report=True)
+    print(f"checks: {report}")
+    if not structures:
+        print("no structure passed the checks: train longer (--steps 300)")
+        return
     ase.io.write(args.out / "samples.extxyz", structures)
     generated = np.stack([a.positions for a in structures])
-    print(f"distance TVD of {args.samples} samples to the training frames: {distance_tvd(generated, positions):.3f}")
-
+    print(f"distance TVD of {len(structures)} samples to the training frames: {distance_tvd(generated, positions):.3f}")
 
 if __name__ == "__main__":
     main()

@@ -47,3 +47,20 @@ def gpff_checkpoint(lj7_frames, tmp_path_factory):
         schedule=dict(sigma_min=0.02, sigma_max=1.0, kind="log-normal", log_mean=-2.0, log_std=1.0),
         model=TINY_MODEL, device="cpu", progress=False, val_every=100,
     )
+
+
+@pytest.fixture(scope="session")
+def hco_checkpoint(tmp_path_factory):
+    """An untrained (random-weight) sigma-conditioned network for H, C and O: input checks, symmetries."""
+    from ase_psm.checkpoint import save_checkpoint
+    from ase_psm.diffusion import NoiseSchedule
+    from ase_psm.model import ModelConfig, PseudoForceNet
+
+    torch.manual_seed(0)
+    config = ModelConfig(species=[1, 6, 8], radial_max=8.0, length_scale=1.2, sigma_data=0.1, **TINY_MODEL)
+    path = tmp_path_factory.mktemp("hco") / "hco.pt"
+    save_checkpoint(path, {
+        "model_config": config.to_dict(), "model_state": PseudoForceNet(config).state_dict(),
+        "species": config.species, "schedule": NoiseSchedule(0.01, 3.0).to_dict(),
+    })
+    return path

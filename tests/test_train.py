@@ -8,6 +8,7 @@ import pickle
 import ase
 import pytest
 import torch
+from conftest import TINY_MODEL
 
 from ase_psm.checkpoint import load_checkpoint, load_model
 from ase_psm.data import PseudoPESDataset
@@ -15,8 +16,6 @@ from ase_psm.diffusion import NoiseSchedule
 from ase_psm.model import PseudoForceNet
 from ase_psm.train import TrainConfig, train
 from ase_psm.train.trainer import last_checkpoint_path, validation_loss
-
-from conftest import TINY_MODEL
 
 SETTINGS = dict(
     kT=1.0, batch_size=16, schedule=dict(sigma_min=0.01, sigma_max=3.0), model=TINY_MODEL,
@@ -36,7 +35,8 @@ def test_short_training_lowers_validation_loss(lj7_frames, tmp_path):
     before = validation_loss(untrained, val, seed=0, device="cpu", weighting="score")
     after = validation_loss(trained, val, seed=0, device="cpu", weighting="score")
     assert after < 0.7 * before
-    rows = list(csv.DictReader(open(tmp_path / "m.csv")))
+    with open(tmp_path / "m.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
     assert [int(r["step"]) for r in rows] == [120, 240]
     assert checkpoint["step"] in (120, 240) and checkpoint["loss"] == "piecewise-weighted"
 

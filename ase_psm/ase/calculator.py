@@ -11,6 +11,7 @@ import torch
 from ase.calculators.calculator import Calculator, all_changes
 
 from ..checkpoint import load_model, resolve_dtype
+from ..validation import check_atoms
 
 SIGMA_ITERATIONS = 6
 
@@ -30,7 +31,8 @@ class PSMCalculator(Calculator):
     schedule's sigma_max. Time-step-free (GPFF) networks ignore it.
     """
 
-    implemented_properties = ["energy", "free_energy", "forces"]
+    # ase's BaseCalculator declares this an instance attribute, so a ClassVar override fails mypy
+    implemented_properties: list[str] = ["energy", "free_energy", "forces"]  # noqa: RUF012
 
     def __init__(
         self,
@@ -38,10 +40,13 @@ class PSMCalculator(Calculator):
         device: str = "auto",
         dtype: str = "float32",
         sigma: float | None = None,
+        compile: bool = False,
         **kwargs,
     ) -> None:
         super().__init__(**kwargs)
         self.model, self.checkpoint = load_model(checkpoint, device, dtype)
+        if compile:
+            self.model.compile(dynamic=True)
         self.device = next(self.model.parameters()).device
         self.dtype = resolve_dtype(dtype)
         if sigma is not None and sigma <= 0:
@@ -51,22 +56,37 @@ class PSMCalculator(Calculator):
     @torch.inference_mode()
     def pseudo_forces(self, numbers: np.ndarray, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Pseudo-forces (B, N, 3) in eV/Å and sigma_hat (B,) in Å for B structures of the same atoms."""
-        model = self.model
         z = torch.as_tensor(np.asarray(numbers), dtype=torch.long, device=self.device)
         x = torch.as_tensor(np.asarray(positions), dtype=self.dtype, device=self.device)
+        n_structures, n_atoms, _ = x.shape
+        batch = torch.arange(n_structures, device=self.device).repeat_interleave(n_atoms)
+        forces, sigma = self.pseudo_forces_flat(z.repeat(n_structures), x.reshape(-1, 3), batch)
+        return forces.reshape(x.shape).double().cpu().numpy(), sigma.double().cpu().numpy()
+
+    @torch.inference_mode()
+    def pseudo_forces_flat(
+        self, numbers: torch.Tensor, positions: torch.Tensor, batch: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Pseudo-forces (N_total, 3) in eV/Å and sigma_hat (B,) in Å for a flat batch.
+
+        numbers (N_total,), positions (N_total, 3) Å and batch (N_total,) structure index
+        (contiguous, increasing) are tensors on the model's device; structures may differ in size.
+        """
+        model = self.model
+        num_structures = int(batch[-1]) + 1 if len(batch) else 0
         if not model.config.sigma_conditioned:
-            forces = model.pseudo_forces(z, x)
+            forces = model.pseudo_forces_flat(numbers, positions, batch)
         else:
             schedule = self.checkpoint["schedule"]
             if self.sigma is not None:
-                sigma = torch.full((len(x),), self.sigma, dtype=self.dtype, device=self.device)
+                sigma = torch.full((num_structures,), self.sigma, dtype=self.dtype, device=self.device)
             else:
-                sigma = torch.full((len(x),), schedule["sigma_max"], dtype=self.dtype, device=self.device)
+                sigma = torch.full((num_structures,), schedule["sigma_max"], dtype=self.dtype, device=self.device)
                 for _ in range(SIGMA_ITERATIONS):
-                    forces = model.pseudo_forces(z, x, sigma)
-                    sigma = _rms(forces).clamp(schedule["sigma_min"], schedule["sigma_max"])
-            forces = model.pseudo_forces(z, x, sigma)
-        return forces.double().cpu().numpy(), _rms(forces).double().cpu().numpy()
+                    forces = model.pseudo_forces_flat(numbers, positions, batch, sigma)
+                    sigma = _rms(forces, batch, num_structures).clamp(schedule["sigma_min"], schedule["sigma_max"])
+            forces = model.pseudo_forces_flat(numbers, positions, batch, sigma)
+        return forces, _rms(forces, batch, num_structures)
 
     def calculate(
         self,
@@ -75,27 +95,59 @@ class PSMCalculator(Calculator):
         system_changes: Sequence[str] = all_changes,
     ) -> None:
         super().calculate(atoms, properties, system_changes)
+        check_atoms(self.atoms, self.model.config.species)
         forces, sigma = self.pseudo_forces(self.atoms.numbers, self.atoms.positions[None])
         self.results = _results(forces[0], sigma[0])
 
-    def calculate_batch(self, images: Sequence[ase.Atoms], batch_size: int = 256) -> list[dict]:
-        """Results (forces, energy, sigma) for many structures, batched by composition and order."""
-        results: list[dict | None] = [None] * len(images)
-        groups: dict[tuple[int, ...], list[int]] = {}
-        for index, atoms in enumerate(images):
-            groups.setdefault(tuple(atoms.numbers), []).append(index)
-        for numbers, indices in groups.items():
-            for start in range(0, len(indices), batch_size):
-                chunk = indices[start : start + batch_size]
-                positions = np.stack([images[i].positions for i in chunk])
-                forces, sigma = self.pseudo_forces(np.array(numbers), positions)
-                for i, f, s in zip(chunk, forces, sigma):
-                    results[i] = _results(f, s)
+    def calculate_batch(
+        self, images: Sequence[ase.Atoms], batch_size: int = 256, max_atoms: int | None = None
+    ) -> list[dict]:
+        """Results (forces, energy, sigma) for many structures of any sizes and compositions.
+
+        Structures go through the network in their given order, in flat batches of at most
+        ``batch_size`` structures and (if given) ``max_atoms`` atoms.
+        """
+        for atoms in images:
+            check_atoms(atoms, self.model.config.species)
+        results: list[dict] = []
+        for chunk in _chunks([len(atoms) for atoms in images], batch_size, max_atoms):
+            selected = [images[i] for i in chunk]
+            counts = torch.tensor([len(atoms) for atoms in selected], device=self.device)
+            numbers = np.concatenate([atoms.numbers for atoms in selected])
+            positions = np.concatenate([atoms.positions for atoms in selected])
+            forces, sigma = self.pseudo_forces_flat(
+                torch.as_tensor(numbers, dtype=torch.long, device=self.device),
+                torch.as_tensor(positions, dtype=self.dtype, device=self.device),
+                torch.repeat_interleave(torch.arange(len(selected), device=self.device), counts),
+            )
+            per_structure = np.split(forces.double().cpu().numpy(), np.cumsum(counts.tolist())[:-1])
+            results.extend(_results(f, s) for f, s in zip(per_structure, sigma.double().cpu().numpy()))
         return results
 
 
-def _rms(forces: torch.Tensor) -> torch.Tensor:
-    return forces.flatten(1).square().mean(dim=1).sqrt()
+def _chunks(sizes: Sequence[int], batch_size: int, max_atoms: int | None) -> list[list[int]]:
+    """Consecutive index groups of at most batch_size structures and max_atoms atoms (one at least)."""
+    if batch_size < 1 or (max_atoms is not None and max_atoms < 1):
+        raise ValueError(f"batch_size and max_atoms must be at least 1, got {batch_size} and {max_atoms}")
+    chunks: list[list[int]] = []
+    atoms_in_chunk = 0
+    for index, size in enumerate(sizes):
+        full = chunks and (
+            len(chunks[-1]) == batch_size or (max_atoms is not None and atoms_in_chunk + size > max_atoms)
+        )
+        if not chunks or full:
+            chunks.append([])
+            atoms_in_chunk = 0
+        chunks[-1].append(index)
+        atoms_in_chunk += size
+    return chunks
+
+
+def _rms(forces: torch.Tensor, batch: torch.Tensor, num_structures: int) -> torch.Tensor:
+    """Per-structure RMS (B,) of flat vectors (N_total, 3)."""
+    squares = forces.new_zeros(num_structures).index_add_(0, batch, forces.square().sum(dim=1))
+    counts = torch.bincount(batch, minlength=num_structures).clamp(min=1).to(forces.dtype)
+    return (squares / (3.0 * counts)).sqrt()
 
 
 def _results(forces: np.ndarray, sigma: float) -> dict:

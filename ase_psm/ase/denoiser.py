@@ -8,6 +8,7 @@ import ase
 import numpy as np
 from ase.optimize.optimize import Optimizer
 
+from ..validation import check_atoms
 from .calculator import PSMCalculator
 from .constraints import fixed_atom_mask
 
@@ -45,6 +46,8 @@ class PseudoForceDenoiser(Optimizer):
                 "PseudoForceDenoiser needs pseudo-forces: attach a PSMCalculator to the atoms "
                 "or pass a checkpoint"
             )
+        if isinstance(atoms.calc, PSMCalculator):
+            check_atoms(atoms, atoms.calc.model.config.species)
         if not 0 <= kappa < 1:
             raise ValueError(f"kappa must lie in [0, 1), got {kappa}")
         self.kappa = kappa

@@ -1,13 +1,35 @@
-"""The ``ase-psm`` command."""
+"""The ``ase-psm`` command.
+
+Global options come before the command: ``ase-psm --quiet --log-file run.log train ...``.
+Every command takes ``--config FILE.yaml`` whose keys mirror its flags (``batch-size`` or
+``batch_size``); flags given on the command line override the file.
+"""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import json
+import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import TextIO
 
 from ..diffusion.samplers import SAMPLERS
 from ..diffusion.targets import LOSSES
+from . import openmm as openmm_commands
+
+
+def _json_object(text: str) -> dict:
+    """A JSON object given on the command line, e.g. '{"num_layers": 2}'."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise argparse.ArgumentTypeError(f"not valid JSON ({error}): {text!r}") from error
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"expected a JSON object like '{{\"num_layers\": 2}}', got {text!r}")
+    return value
 
 
 def _train(args: argparse.Namespace) -> None:
@@ -15,29 +37,50 @@ def _train(args: argparse.Namespace) -> None:
 
     schedule = None
     if args.sigma_min is not None or args.sigma_max is not None:
-        schedule = dict(sigma_min=args.sigma_min or 0.01, sigma_max=args.sigma_max or 5.0)
+        schedule = {
+            "sigma_min": 0.01 if args.sigma_min is None else args.sigma_min,
+            "sigma_max": 5.0 if args.sigma_max is None else args.sigma_max,
+        }
     read_options = {k: v for k, v in dict(topology=args.topology, energy_unit=args.energy_unit).items() if v}
     path = train(
-        args.data, args.out, loss=args.loss, temperature=args.temperature, kT=args.kT, steps=args.steps,
+        args.data, args.out, progress=not args.quiet, loss=args.loss, temperature=args.temperature, kT=args.kT, steps=args.steps,
         batch_size=args.batch_size, learning_rate=args.lr, seed=args.seed, first=args.first,
         stride=args.stride, fraction=args.fraction, val_fraction=args.val_fraction, device=args.device,
         sigma_conditioned=False if args.time_step_free else None, schedule=schedule,
         resume=args.resume, read_options=read_options, loss_weighting=args.loss_weighting,
-        force_crossover_t=args.force_crossover,
+        force_crossover_t=args.force_crossover, val_every=args.val_every, ddp=args.ddp,
+        model=args.model,
     )
-    print(f"best checkpoint: {path}")
+    if not args.ddp or os.environ.get("RANK", "0") == "0":
+        from ..metrics import plot_loss_curve
+
+        curve = plot_loss_curve(path.with_suffix(".csv"), path.with_name(path.stem + "_loss.png"))
+        print(f"best checkpoint: {path}\nloss curve: {curve}")
 
 
 def _sample(args: argparse.Namespace) -> None:
     import ase.io
 
     from ..generate import sample
+    from ..validation import read_structure
 
-    template = ase.io.read(args.template)
-    structures = sample(
+    template = read_structure(args.template)
+    run = sample
+    if args.ddp:
+        from ..train.distributed import sharded_sample as run
+    result = run(
         args.checkpoint, template, n=args.n, sampler=args.sampler, steps=args.steps, seed=args.seed,
         prior=args.prior, sigma_max=args.sigma_max, batch_size=args.batch_size, device=args.device,
+        on_invalid=args.on_invalid, max_rounds=args.max_rounds, clash_distance=args.clash_distance,
+        check_bonds=False if args.no_bond_check else "auto", return_report=True, progress=not args.quiet,
     )
+    if result is None:  # a rank other than 0 of a --ddp job: rank 0 writes
+        return
+    structures, report = result
+    print(f"checks: {report}")
+    if not structures:
+        raise ValueError("every generated structure failed the checks; nothing was written "
+                         "(train longer, use more --steps, or --on-invalid keep to inspect them)")
     ase.io.write(args.out, structures)
     print(f"wrote {len(structures)} structures to {args.out}")
 
@@ -46,10 +89,12 @@ def _denoise(args: argparse.Namespace) -> None:
     import ase.io
 
     from ..ase import PseudoForceDenoiser
+    from ..validation import read_structure
 
-    atoms = ase.io.read(args.structure)
+    atoms = read_structure(args.structure)
     denoiser = PseudoForceDenoiser(
-        atoms, args.checkpoint, kappa=args.kappa, seed=args.seed, trajectory=args.trajectory, device=args.device
+        atoms, args.checkpoint, kappa=args.kappa, seed=args.seed, trajectory=args.trajectory, device=args.device,
+        logfile=None if args.quiet else "-",
     )
     converged = denoiser.run(fmax=args.fmax, steps=args.steps)
     ase.io.write(args.out, atoms)
@@ -60,19 +105,53 @@ def _evaluate(args: argparse.Namespace) -> None:
     import numpy as np
 
     from ..data import read_frames
-    from ..metrics import distance_tvd, hr_mae, plot_distance_histograms
+    from ..metrics import (
+        distance_tvd,
+        hr_mae,
+        phi_psi,
+        plot_distance_histograms,
+        plot_energy_histograms,
+        plot_hr,
+        plot_ramachandran,
+        ramachandran_tvd,
+    )
 
-    reference = read_frames(args.reference).positions
-    print(f"{'samples':40s} {'n':>6s} {'dist TVD':>9s} {'h(r) MAE':>9s}")
-    named = {}
-    for path in args.samples:
-        positions = read_frames(path).positions
-        named[Path(path).name] = positions
-        print(f"{Path(path).name:40s} {len(positions):6d} {distance_tvd(positions, reference):9.4f} "
-              f"{hr_mae(positions, reference):9.4f}")
+    reference = read_frames(args.reference)
+    named = {Path(path).name: read_frames(path) for path in args.samples}
+    angles = {}
+    if args.topology:
+        reference_angles = phi_psi(reference.positions, args.topology)
+        angles = {name: phi_psi(frames.positions, args.topology) for name, frames in named.items()}
+    header = f"{'samples':40s} {'n':>6s} {'dist TVD':>9s} {'h(r) MAE':>9s}"
+    print(header + (f" {'rama TVD':>9s}" if angles else ""))
+    for name, frames in named.items():
+        row = (f"{name:40s} {len(frames):6d} {distance_tvd(frames.positions, reference.positions):9.4f} "
+               f"{hr_mae(frames.positions, reference.positions):9.4f}")
+        print(row + (f" {ramachandran_tvd(angles[name], reference_angles):9.4f}" if angles else ""))
     if args.plot:
-        plot_distance_histograms(named, np.asarray(reference), args.plot)
-        print(f"plot: {args.plot}")
+        plot = Path(args.plot)
+        positions = {name: frames.positions for name, frames in named.items()}
+        written = [plot_distance_histograms(positions, np.asarray(reference.positions), plot)]
+        written.append(plot_hr(positions, reference.positions, plot.with_name(plot.stem + "_hr" + plot.suffix)))
+        energies = {name: frames.energies for name, frames in named.items() if frames.energies is not None}
+        if reference.energies is not None and len(energies) == len(named):
+            written.append(plot_energy_histograms(
+                energies, reference.energies, plot.with_name(plot.stem + "_energy" + plot.suffix)))
+        if angles:
+            written.append(plot_ramachandran(
+                angles, reference_angles, plot.with_name(plot.stem + "_ramachandran" + plot.suffix)))
+        print("plots: " + ", ".join(str(path) for path in written))
+
+
+def _models(args: argparse.Namespace) -> None:
+    from ..pretrained import PRETRAINED, model_card
+
+    if args.name:
+        print(model_card(args.name))
+        return
+    for name in PRETRAINED:
+        title = model_card(name).splitlines()[0].lstrip("# ")
+        print(f"{name:10s} {title}")
 
 
 def _demo(args: argparse.Namespace) -> None:
@@ -82,85 +161,222 @@ def _demo(args: argparse.Namespace) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="ase-psm", description="Potential score matching / generative pseudo-force fields")
-    commands = parser.add_subparsers(dest="command", required=True)
+    from .. import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="ase-psm", description="Potential score matching and generative pseudo-force fields: train on MD "
+        "frames, sample structures, denoise, evaluate, seed OpenMM.",
+        epilog="Every command takes --config FILE.yaml with keys that mirror its flags.",
+    )
+    parser.add_argument("--version", action="version", version=f"ase-psm {__version__}")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars or step logs")
+    parser.add_argument("-v", "--verbose", action="store_true", help="show the full traceback of an error")
+    parser.add_argument("--log-file", help="also write everything printed (and errors) to this file")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     train = commands.add_parser("train", help="train a model on MD frames")
     train.add_argument("data", help="frames: extxyz, .traj, NPZ (MD17 style), DCD/XTC/HDF5 (mdtraj)")
-    train.add_argument("--out", default="model.pt")
-    train.add_argument("--loss", choices=LOSSES, default="piecewise-weighted")
+    train.add_argument("--out", default="model.pt", help="best checkpoint; <out>.last.pt, .csv and _loss.png beside it")
+    train.add_argument("--loss", choices=LOSSES, default="piecewise-weighted",
+                       help="dsm: noise target; piecewise(-weighted): PSM force target near zero noise; gpff")
     train.add_argument("--loss-weighting", choices=["epsilon", "score", "gpff"],
                        help="default: epsilon (paper), gpff for the gpff loss")
     train.add_argument("--force-crossover", default="0.05",
                        help="diffusion time t where force labels hand over to noise targets, or 'thermal'")
     train.add_argument("--temperature", type=float, help="K, converts eV/Å force labels to F/kT")
     train.add_argument("--kT", type=float, help="kT in the force labels' energy unit (instead of --temperature)")
-    train.add_argument("--steps", type=int, default=3000)
-    train.add_argument("--batch-size", type=int, default=64)
-    train.add_argument("--lr", type=float, default=1e-3)
-    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--steps", type=int, default=3000, help="optimizer steps")
+    train.add_argument("--batch-size", type=int, default=64, help="structures per step")
+    train.add_argument("--lr", type=float, default=1e-3, help="peak learning rate (warm-up, then cosine)")
+    train.add_argument("--seed", type=int, default=0, help="seed of weights, noise and frame selection")
     train.add_argument("--first", type=int, help="keep the first N frames (biased head of one run)")
-    train.add_argument("--stride", type=int, default=1)
+    train.add_argument("--stride", type=int, default=1, help="keep every k-th frame")
     train.add_argument("--fraction", type=float, help="keep a random fraction of the frames")
-    train.add_argument("--val-fraction", type=float, default=0.1)
-    train.add_argument("--sigma-min", type=float)
-    train.add_argument("--sigma-max", type=float)
+    train.add_argument("--val-fraction", type=float, default=0.1,
+                       help="frames held out for the validation loss (0: none)")
+    train.add_argument("--val-every", type=int, default=250,
+                       help="validate and save <out> and <out>.last.pt every N steps")
+    train.add_argument("--model", type=_json_object, default={},
+                       help='network settings as JSON, e.g. \'{"hidden_irreps": "8x0e + 4x1e", "num_layers": 2}\'')
+    train.add_argument("--sigma-min", type=float, help="smallest training noise level, Å (default 0.01)")
+    train.add_argument("--sigma-max", type=float, help="largest training noise level, Å (default 5)")
     train.add_argument("--time-step-free", action="store_true", help="no noise-level input (GPFF)")
     train.add_argument("--topology", help="topology file for DCD/XTC frames")
     train.add_argument("--energy-unit", help="energy unit of NPZ files, e.g. kcal/mol")
-    train.add_argument("--device", default="auto")
+    train.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda, cuda:1, ...")
     train.add_argument("--resume", action="store_true", help="continue from <out>.last.pt")
+    train.add_argument("--ddp", action="store_true",
+                       help="data-parallel over a torchrun job (gloo on CPU, nccl on GPU); --batch-size is per process")
     train.set_defaults(run=_train)
 
     sample = commands.add_parser("sample", help="generate structures")
-    sample.add_argument("checkpoint")
+    sample.add_argument("checkpoint", help="a checkpoint written by ase-psm train, or a shipped model (lj13)")
     sample.add_argument("--template", required=True, help="a structure with the atoms to generate (FixAtoms kept)")
-    sample.add_argument("--n", type=int, default=100)
-    sample.add_argument("--sampler", choices=list(SAMPLERS), default="pc")
-    sample.add_argument("--steps", type=int, default=100)
-    sample.add_argument("--seed", type=int, default=0)
-    sample.add_argument("--prior", choices=["gaussian", "structure"], default="gaussian")
-    sample.add_argument("--sigma-max", type=float)
-    sample.add_argument("--batch-size", type=int, default=256)
-    sample.add_argument("--device", default="auto")
-    sample.add_argument("--out", default="samples.extxyz")
+    sample.add_argument("-n", "--n", type=int, default=100, help="structures to generate")
+    sample.add_argument("--sampler", choices=list(SAMPLERS), default="pc",
+                        help="pc (paper), euler, heun, ancestral; adaptive and direct for time-step-free models")
+    sample.add_argument("--steps", type=int, default=100, help="noise levels (maximum steps for adaptive)")
+    sample.add_argument("--seed", type=int, default=0, help="seed of the prior and sampler noise")
+    sample.add_argument("--prior", choices=["gaussian", "structure"], default="gaussian",
+                        help="start from noise, or from the template noised to --sigma-max")
+    sample.add_argument("--sigma-max", type=float, help="starting noise level, Å (default: the training schedule)")
+    sample.add_argument("--batch-size", type=int, default=256, help="structures per network call")
+    sample.add_argument("--device", default="auto", help="auto, cpu, cuda, ...")
+    sample.add_argument("--on-invalid", choices=["regenerate", "drop", "keep"], default="regenerate",
+                        help="what to do with non-finite, exploded, clashing or wrongly bonded structures")
+    sample.add_argument("--max-rounds", type=int, default=5, help="sampling rounds with --on-invalid regenerate")
+    sample.add_argument("--clash-distance", type=float,
+                        help="Å; default half the training data's nearest-neighbour distance")
+    sample.add_argument("--no-bond-check", action="store_true",
+                        help="skip comparing covalent bonds with the template's")
+    sample.add_argument("--ddp", action="store_true",
+                        help="shard over a torchrun job: rank r uses a seed from (seed, r); rank 0 writes in rank order")
+    sample.add_argument("--out", default="samples.extxyz", help="output file, any format ASE writes")
     sample.set_defaults(run=_sample)
 
     denoise = commands.add_parser("denoise", help="denoise / relax one structure on the pseudo-PES")
-    denoise.add_argument("checkpoint")
-    denoise.add_argument("structure")
-    denoise.add_argument("--fmax", type=float, default=0.05)
-    denoise.add_argument("--steps", type=int, default=500)
-    denoise.add_argument("--kappa", type=float, default=0.7)
-    denoise.add_argument("--seed", type=int, default=0)
-    denoise.add_argument("--trajectory")
-    denoise.add_argument("--device", default="auto")
-    denoise.add_argument("--out", default="denoised.extxyz")
+    denoise.add_argument("checkpoint", help="a checkpoint written by ase-psm train, or a shipped model (lj13)")
+    denoise.add_argument("structure", help="a noisy structure, any format ASE reads (FixAtoms kept)")
+    denoise.add_argument("--fmax", type=float, default=0.05, help="stop when every pseudo-force is below this (eV/Å)")
+    denoise.add_argument("--steps", type=int, default=500, help="maximum denoising steps")
+    denoise.add_argument("--kappa", type=float, default=0.7, help="fraction of the noise estimate put back per step")
+    denoise.add_argument("--seed", type=int, default=0, help="seed of the re-noising")
+    denoise.add_argument("--trajectory", help="write every step to this ASE .traj file")
+    denoise.add_argument("--device", default="auto", help="auto, cpu, cuda, ...")
+    denoise.add_argument("--out", default="denoised.extxyz", help="output structure file")
     denoise.set_defaults(run=_denoise)
 
     evaluate = commands.add_parser("evaluate", help="distance TVD and h(r) MAE of samples against a reference")
-    evaluate.add_argument("samples", nargs="+")
-    evaluate.add_argument("--reference", required=True)
-    evaluate.add_argument("--plot", help="save a distance-distribution plot (PNG)")
+    evaluate.add_argument("samples", nargs="+", help="one or more files of generated structures")
+    evaluate.add_argument("--reference", required=True, help="reference frames (e.g. a long MD run)")
+    evaluate.add_argument("--topology", help="topology (PDB) of a dipeptide: adds the Ramachandran TVD and map")
+    evaluate.add_argument("--plot", help="save plots (PNG or SVG): distances at this path, h(r), energies and "
+                          "Ramachandran maps beside it (<name>_hr.png, ...)")
     evaluate.set_defaults(run=_evaluate)
 
+    models = commands.add_parser("models", help="list the shipped models, or show one's model card")
+    models.add_argument("name", nargs="?", help="a shipped model's name, e.g. lj13")
+    models.set_defaults(run=_models)
+
     demo = commands.add_parser("demo", help="LJ-13: DSM vs PSM samples against a Boltzmann reference")
-    demo.add_argument("--out", default="psm-demo")
+    demo.add_argument("--out", default="psm-demo", help="directory for the plot and retrained checkpoints")
     demo.add_argument("--n", type=int, default=256, help="samples per model")
     demo.add_argument("--train-steps", type=int, default=0, help="retrain both models for this many steps "
                       "instead of loading the shipped checkpoints")
-    demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument("--seed", type=int, default=0, help="sampling (and retraining) seed")
     demo.set_defaults(run=_demo)
+    openmm_commands.register(commands)
+    for command in commands.choices.values():
+        command.add_argument("--config", help="YAML file of this command's settings (keys mirror the flags)")
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def config_arguments(parser: argparse.ArgumentParser, command: str, path: str) -> list[str]:
+    """Turn a YAML mapping of a command's settings into its command-line arguments.
+
+    Keys are flag names (``batch-size`` or ``batch_size``) or positional names (``data``);
+    ``true`` switches a flag on, mappings (``model``) become JSON, lists repeat values.
+    """
+    import yaml
+
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"no config file at {path}: check the path")
     try:
-        args.run(args)
-    except (ValueError, FileNotFoundError, TypeError) as error:
-        print(f"ase-psm {args.command}: error: {error}", file=sys.stderr)
-        return 2
+        settings = yaml.safe_load(Path(path).read_text()) or {}
+    except yaml.YAMLError as error:
+        raise ValueError(f"{path} is not valid YAML: {error}") from error
+    if not isinstance(settings, dict):
+        raise TypeError(f"{path} must hold a mapping of settings (key: value), got {type(settings).__name__}")
+    subparser = _subparsers(parser).choices[command]
+    actions = {action.dest: action for action in subparser._actions}
+    positionals, options = [], []
+    for key, value in settings.items():
+        dest = str(key).replace("-", "_")
+        action = actions.get(dest)
+        if action is None or dest in ("help", "config"):
+            known = sorted(a.dest.replace("_", "-") for a in subparser._actions if a.dest not in ("help", "config"))
+            raise ValueError(f"{path}: {key!r} is not a setting of `ase-psm {command}`; known: {', '.join(known)}")
+        values = [json.dumps(value) if isinstance(value, dict) else str(v)
+                  for v in (value if isinstance(value, list) else [value])]
+        if not action.option_strings:
+            positionals.extend(values)
+        elif isinstance(action, argparse._StoreTrueAction):
+            options.extend([action.option_strings[-1]] if value else [])
+        elif value is not None:
+            options.extend([action.option_strings[-1], *values])
+    return positionals + options
+
+
+def _subparsers(parser: argparse.ArgumentParser) -> argparse._SubParsersAction:
+    return next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+
+
+@contextlib.contextmanager
+def _tee(path: str | None) -> Iterator[None]:
+    """Copy everything written to stdout and stderr into ``path`` as well."""
+    if path is None:
+        yield
+        return
+    with open(path, "a") as log:
+        streams = sys.stdout, sys.stderr
+        sys.stdout, sys.stderr = _Tee(sys.stdout, log), _Tee(sys.stderr, log)
+        try:
+            yield
+        finally:
+            sys.stdout, sys.stderr = streams
+
+
+class _Tee:
+    def __init__(self, stream: TextIO, log: TextIO) -> None:
+        self.stream, self.log = stream, log
+
+    def write(self, text: str) -> int:
+        self.log.write(text)
+        return self.stream.write(text)
+
+    def flush(self) -> None:
+        self.log.flush()
+        self.stream.flush()
+
+    def __getattr__(self, name: str):
+        return getattr(self.stream, name)
+
+
+def with_config(parser: argparse.ArgumentParser, argv: list[str]) -> list[str]:
+    """``argv`` with the settings of the command's ``--config`` file inserted after the command
+    name, so that flags given on the command line come later and win."""
+    commands = _subparsers(parser).choices
+    position = next((i for i, token in enumerate(argv) if token in commands), None)
+    if position is None:
+        return argv
+    config = None
+    for i, token in enumerate(argv[position + 1 :], start=position + 1):
+        if token == "--config" and i + 1 < len(argv):
+            config = argv[i + 1]
+        elif token.startswith("--config="):
+            config = token.split("=", 1)[1]
+    if config is None:
+        return argv
+    return argv[: position + 1] + config_arguments(parser, argv[position], config) + argv[position + 1 :]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        argv = with_config(parser, argv)
+    except (ValueError, OSError, TypeError) as error:
+        parser.error(" ".join(str(error).split()))
+    args = parser.parse_args(argv)
+    with _tee(args.log_file):
+        try:
+            args.run(args)
+        except (ValueError, OSError, TypeError, ImportError) as error:
+            if args.verbose:
+                raise
+            message = " ".join(str(error).split())  # one line
+            print(f"ase-psm {args.command}: error: {message}", file=sys.stderr)
+            return 2
     return 0
 
 

@@ -31,8 +31,10 @@ class PseudoPESDataset:
             raise ValueError("no training frames: check the frame selection (first/stride/fraction)")
         if loss in FORCE_LOSSES and frames.forces is None:
             raise ValueError(
-                f"loss {loss!r} needs force labels, but the frames have none: use loss='dsm', "
-                "or label the frames with a calculator first"
+                f"loss {loss!r} needs force labels (eV/Å), but the frames have none: label them with "
+                "ase_psm.openmm.label_forces (OpenMM), tblite's TBLite or any ASE calculator "
+                "(atoms.calc = ...; atoms.get_forces(); ase.io.write('labelled.extxyz', frames)), "
+                "or use loss='dsm' (CLI: --loss dsm)"
             )
         if loss in FORCE_LOSSES and (kT is None or kT <= 0):
             raise ValueError(f"loss {loss!r} needs a positive kT (pass temperature in K or kT)")

@@ -137,10 +137,11 @@ class Frames:
         positions = np.stack([atoms.get_positions() for atoms in images])
         forces = [_stored_property(atoms, "forces") for atoms in images]
         energies = [_stored_property(atoms, "energy") for atoms in images]
+        stored_forces = [f for f in forces if f is not None]
         return cls(
             numbers=numbers,
             positions=positions,
-            forces=None if any(f is None for f in forces) else np.stack(forces),
+            forces=None if len(stored_forces) < len(forces) else np.stack(stored_forces),
             energies=None if any(e is None for e in energies) else np.array(energies, dtype=float),
         )
 
@@ -188,7 +189,8 @@ def split_frames(
     n = len(frames)
     if n < 2:
         raise ValueError(
-            f"a validation split needs at least 2 frames, got {n}; use val_fraction=0."
+            f"a validation split needs at least 2 frames, got {n}: give more frames, or train on "
+            f"this one with val_fraction=0 (CLI: --val-fraction 0)."
         )
     n_val = min(max(1, round(val_fraction * n)), n - 1)
     permutation = np.random.default_rng(seed).permutation(n)
@@ -204,12 +206,13 @@ def _as_atomic_numbers(numbers: np.ndarray | Sequence[int]) -> np.ndarray:
         raise ValueError(f"numbers must be a 1-D array (n_atoms,), got shape {array.shape}.")
     if array.size == 0:
         raise ValueError("numbers is empty; a system needs at least one atom.")
-    if not np.issubdtype(array.dtype, np.integer):
-        if not np.issubdtype(array.dtype, np.floating) or not np.all(array == np.round(array)):
-            raise ValueError(
-                f"numbers must be integer atomic numbers, got dtype {array.dtype} "
-                f"with values {array[:5]}..."
-            )
+    whole = np.issubdtype(array.dtype, np.integer) or (
+        np.issubdtype(array.dtype, np.floating) and np.all(array == np.round(array))
+    )
+    if not whole:
+        raise ValueError(
+            f"numbers must be integer atomic numbers, got dtype {array.dtype} with values {array[:5]}..."
+        )
     array = array.astype(np.int64)
     if array.min() < 1 or array.max() > 118:
         raise ValueError(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Literal, overload
 
 import ase.io
 import numpy as np
@@ -74,6 +75,8 @@ def read_frames(
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"input file not found: {path}")
+    if path.stat().st_size == 0:
+        raise ValueError(f"{path} is empty: it holds no frames; check that the run that wrote it finished")
     suffix = path.suffix.lower()
     if suffix in NPZ_SUFFIXES:
         return _read_npz(path, index, length_unit, energy_unit, force_unit)
@@ -110,6 +113,11 @@ def _read_ase(path: Path, index: Index) -> Frames:
             f"unknown file format for {path}: {error}. Supported: {', '.join(supported)}, "
             f"or any other format ase.io.read understands."
         ) from error
+    except Exception as error:  # ASE's parsers raise many types on malformed files
+        raise ValueError(
+            f"could not read {path} ({type(error).__name__}: {error}): the file is corrupt, truncated "
+            f"or not in the format its suffix {path.suffix!r} says"
+        ) from error
     if isinstance(images, ase.Atoms):
         images = [images]
     if not images:
@@ -125,7 +133,7 @@ def _read_npz(
     force_unit: str | None,
 ) -> Frames:
     """Read an MD17-style NPZ archive."""
-    with np.load(path, allow_pickle=False) as archive:
+    with _open_npz(path) as archive:
         keys = set(archive.files)
         positions_key = _find_key(keys, _NPZ_POSITION_KEYS, path, required=True)
         numbers_key = _find_key(keys, _NPZ_NUMBER_KEYS, path, required=True)
@@ -137,27 +145,26 @@ def _read_npz(
         if missing_energy_unit or missing_force_unit:
             raise ValueError(
                 f"{path} contains energies/forces but no energy_unit was given. MD17-style files "
-                f"are usually in kcal/mol: pass energy_unit='kcal/mol' (or 'eV' if the file is "
-                f"already in eV)."
+                f"are usually in kcal/mol: pass energy_unit='kcal/mol' (CLI: --energy-unit kcal/mol), "
+                f"or 'eV' if the file is already in eV."
             )
 
-        positions = np.asarray(archive[positions_key], dtype=np.float64)
+        positions = _npz_array(archive, positions_key, path)
         if positions.ndim == 2:
             positions = positions[None]
-        n_frames = positions.shape[0]
+        n_frames = positions.shape[0] if positions.ndim else 0
         energies = None
         if energies_key is not None:
-            energies = np.asarray(archive[energies_key], dtype=np.float64)
+            energies = _npz_array(archive, energies_key, path)
             if energies.shape == (n_frames, 1):
                 energies = energies[:, 0]
         forces = None
         if forces_key is not None:
-            forces = np.asarray(archive[forces_key], dtype=np.float64)
+            forces = _npz_array(archive, forces_key, path)
             if forces.ndim == 2:
                 forces = forces[None]
-        frames = Frames(
-            numbers=archive[numbers_key], positions=positions, forces=forces, energies=energies
-        )
+        numbers = _npz_array(archive, numbers_key, path, dtype=None)
+        frames = Frames(numbers=numbers, positions=positions, forces=forces, energies=energies)
     frames = frames.subset(_index_to_array(index, len(frames)))
     return _convert_units(frames, length_unit, energy_unit or "eV", force_unit)
 
@@ -191,13 +198,13 @@ def _read_mdtraj(
             )
         if not Path(topology).is_file():
             raise FileNotFoundError(f"topology file not found: {topology}")
-        trajectory = mdtraj.load(str(path), top=str(topology))
+        trajectory = _load_mdtraj(mdtraj, path, Path(topology))
     else:
         if topology is not None:
             raise ValueError(
                 f"{path.suffix} files carry their own topology; drop topology={str(topology)!r}."
             )
-        trajectory = mdtraj.load(str(path))
+        trajectory = _load_mdtraj(mdtraj, path, None)
 
     numbers = []
     for atom in trajectory.topology.atoms:
@@ -210,6 +217,66 @@ def _read_mdtraj(
     positions = trajectory.xyz.astype(np.float64) * 10.0  # nm -> Å
     frames = Frames(numbers=np.array(numbers), positions=positions)
     return frames.subset(_index_to_array(index, len(frames)))
+
+
+def _load_mdtraj(mdtraj, path: Path, topology: Path | None):
+    """mdtraj.load with errors that name the files, and the atom counts when they differ."""
+    try:
+        return mdtraj.load(str(path), top=None if topology is None else str(topology))
+    except Exception as error:  # mdtraj's readers raise many types on malformed files
+        counts = None if topology is None else _mdtraj_atom_counts(mdtraj, path, topology)
+        if counts is not None and counts[0] != counts[1]:
+            raise ValueError(
+                f"{path} has {counts[0]} atoms per frame but its topology {topology} has {counts[1]}: "
+                "pass the topology of the same system (same atoms in the same order)"
+            ) from error
+        raise ValueError(
+            f"could not read {path} with mdtraj ({type(error).__name__}: {error}): the file is corrupt, "
+            f"truncated or not in the format its suffix {path.suffix!r} says"
+        ) from error
+
+
+def _mdtraj_atom_counts(mdtraj, path: Path, topology: Path) -> tuple[int, int] | None:
+    """(atoms per frame in `path`, atoms in `topology`), or None if either cannot be read."""
+    try:
+        n_topology = mdtraj.load_topology(str(topology)).n_atoms
+        with mdtraj.open(str(path)) as handle:
+            xyz = handle.read(n_frames=1)[0]
+        return int(np.shape(xyz)[1]), int(n_topology)
+    except Exception:  # noqa: BLE001 (only refines an error message)
+        return None
+
+
+def _open_npz(path: Path) -> np.lib.npyio.NpzFile:
+    """Open an NPZ archive (no pickles), or a clear error for anything else."""
+    try:
+        archive = np.load(path, allow_pickle=False)
+    except Exception as error:  # numpy raises many types on malformed files
+        raise ValueError(
+            f"{path} is not a readable NPZ archive (corrupt, truncated or another format: "
+            f"{type(error).__name__}): write it with numpy.savez"
+        ) from error
+    if not isinstance(archive, np.lib.npyio.NpzFile):
+        raise ValueError(f"{path} holds a single array, not an NPZ archive with keys R, z, E, F")  # noqa: TRY004
+    return archive
+
+
+def _npz_array(archive: np.lib.npyio.NpzFile, key: str, path: Path, dtype=np.float64) -> np.ndarray:
+    """Array `key` of an open archive, or a ValueError naming the key and the file."""
+    try:
+        return np.asarray(archive[key], dtype=dtype)
+    except Exception as error:  # corrupt members raise zipfile, zlib or numpy errors
+        raise ValueError(
+            f"array {key!r} in {path} cannot be read as numbers ({type(error).__name__}: {error})"
+        ) from error
+
+
+@overload
+def _find_key(keys: set[str], aliases: tuple[str, ...], path: Path, required: Literal[True]) -> str: ...
+
+
+@overload
+def _find_key(keys: set[str], aliases: tuple[str, ...], path: Path, required: bool) -> str | None: ...
 
 
 def _find_key(keys: set[str], aliases: tuple[str, ...], path: Path, required: bool) -> str | None:
@@ -227,6 +294,8 @@ def _find_key(keys: set[str], aliases: tuple[str, ...], path: Path, required: bo
 def _index_to_array(index: Index, n_frames: int) -> np.ndarray:
     """Frame indices selected by an ASE-style index string, an int or a slice."""
     selection = string2index(index) if isinstance(index, str) else index
+    if isinstance(selection, str):  # string2index passes non-numeric strings through unchanged
+        raise IndexError(f"index {index!r} is not a frame number or a slice like '::10'.")
     if isinstance(selection, int) and not -n_frames <= selection < n_frames:
         raise ValueError(f"index {index!r} is out of range for {n_frames} frames.")
     indices = np.atleast_1d(np.arange(n_frames)[selection])

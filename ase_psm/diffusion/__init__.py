@@ -14,8 +14,8 @@ from .targets import LOSSES, force_weight, loss_weight, pseudo_force_target
 
 __all__ = [
     "LOSSES",
-    "NoiseSchedule",
     "SAMPLERS",
+    "NoiseSchedule",
     "force_weight",
     "geometric_sigmas",
     "karras_sigmas",

@@ -26,7 +26,8 @@ class NoiseSchedule:
     def __post_init__(self) -> None:
         if not 0 < self.sigma_min < self.sigma_max:
             raise ValueError(
-                f"need 0 < sigma_min < sigma_max, got {self.sigma_min} and {self.sigma_max}"
+                f"need 0 < sigma_min < sigma_max (Å), got {self.sigma_min} and {self.sigma_max}: "
+                "swap them, or leave sigma_min/sigma_max out for the default 0.01-5 Å"
             )
         if self.kind not in ("log-uniform", "log-normal"):
             raise ValueError(f"schedule kind must be 'log-uniform' or 'log-normal', got {self.kind!r}")

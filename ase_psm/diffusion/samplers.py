@@ -204,7 +204,7 @@ def sample_direct(
     return x
 
 
-SAMPLERS = {
+SAMPLERS: dict[str, Callable[..., torch.Tensor]] = {
     "pc": sample_pc,
     "euler": sample_euler,
     "heun": sample_heun,

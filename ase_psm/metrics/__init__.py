@@ -1,4 +1,4 @@
-"""Sample-quality metrics (interatomic-distance TVD, h(r), Wasserstein distances)."""
+"""Sample-quality metrics (interatomic-distance TVD, h(r), Wasserstein distances) and validity checks."""
 
 from ase_psm.metrics.distances import (
     HR_BINS,
@@ -10,14 +10,46 @@ from ase_psm.metrics.distances import (
     plot_distance_histograms,
     x_w2,
 )
+from ase_psm.metrics.plots import (
+    plot_energy_histograms,
+    plot_hr,
+    plot_loss_curve,
+    plot_ramachandran,
+)
+from ase_psm.metrics.structure import (
+    phi_psi,
+    ramachandran_histogram,
+    ramachandran_tvd,
+    stability,
+)
+from ase_psm.metrics.validity import (
+    PROBLEMS,
+    SampleReport,
+    bond_graph,
+    is_molecule,
+    structure_problems,
+)
 
 __all__ = [
     "HR_BINS",
+    "PROBLEMS",
+    "SampleReport",
+    "bond_graph",
     "distance_tvd",
     "energy_w2",
     "hr",
     "hr_mae",
+    "is_molecule",
     "pairwise_distances",
+    "phi_psi",
     "plot_distance_histograms",
+    "plot_energy_histograms",
+    "plot_hr",
+    "plot_loss_curve",
+    "plot_ramachandran",
+    "ramachandran_histogram",
+    "ramachandran_tvd",
+    "stability",
+    "structure_problems",
     "x_w2",
 ]

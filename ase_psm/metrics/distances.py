@@ -128,7 +128,7 @@ def plot_distance_histograms(
     from matplotlib.figure import Figure  # Agg canvas, no global pyplot state
 
     reference_distances = pairwise_distances(reference).ravel()
-    edges = np.linspace(reference_distances.min(), reference_distances.max(), n_bins + 1)
+    edges = np.linspace(reference_distances.min(), reference_distances.max(), n_bins + 1).tolist()
     figure = Figure(figsize=(6.0, 4.0), dpi=120)
     axes = figure.add_subplot()
     axes.hist(reference_distances, bins=edges, density=True, color="0.75", label="reference")

@@ -13,6 +13,8 @@ from torch import nn
 class GaussianRadialBasis(nn.Module):
     """Gaussians on evenly spaced centres in [0, r_max], with an optional smooth cutoff."""
 
+    centres: torch.Tensor  # registered buffer
+
     def __init__(self, num_basis: int, r_max: float, cutoff: float | None = None) -> None:
         super().__init__()
         self.register_buffer("centres", torch.linspace(0.0, r_max, num_basis))
@@ -30,6 +32,8 @@ class GaussianRadialBasis(nn.Module):
 
 class NoiseLevelEmbedding(nn.Module):
     """Fourier features of log(sigma) followed by a small MLP."""
+
+    frequencies: torch.Tensor  # registered buffer
 
     def __init__(self, dim: int, num_frequencies: int = 8) -> None:
         super().__init__()
@@ -67,15 +71,15 @@ class InteractionBlock(nn.Module):
     ) -> None:
         super().__init__()
         self.linear_in = o3.Linear(irreps_hidden, irreps_hidden)
-        irreps_mid = []
-        instructions = []
+        mid: list[tuple[int, o3.Irrep]] = []
+        instructions: list[tuple[int, int, int, str, bool]] = []
         for i, (mul, ir_in) in enumerate(irreps_hidden):
             for j, (_, ir_edge) in enumerate(irreps_sh):
                 for ir_out in ir_in * ir_edge:
                     if ir_out in irreps_hidden:
-                        instructions.append((i, j, len(irreps_mid), "uvu", True))
-                        irreps_mid.append((mul, ir_out))
-        irreps_mid = o3.Irreps(irreps_mid)
+                        instructions.append((i, j, len(mid), "uvu", True))
+                        mid.append((mul, ir_out))
+        irreps_mid = o3.Irreps(mid)
         self.tensor_product = o3.TensorProduct(
             irreps_hidden,
             irreps_sh,

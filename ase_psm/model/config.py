@@ -41,6 +41,6 @@ class ModelConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, values: dict) -> "ModelConfig":
+    def from_dict(cls, values: dict) -> ModelConfig:
         known = {k: v for k, v in values.items() if k in cls.__dataclass_fields__}
         return cls(**known)

@@ -1,16 +1,63 @@
-"""Graphs over batches of structures: every pair, or the pairs inside a cutoff."""
+"""Graphs over flat batches of structures: every pair, or the pairs inside a cutoff.
+
+Both paths are vectorised over the whole batch (no Python loop over structures) and
+return edges sorted by (source, destination), so they give identical graphs:
+
+- all pairs (``cutoff=None``, or small structures with a cutoff): index arithmetic, O(sum n^2);
+- large structures with a cutoff: one cell-list search with ``vesin`` (O(n)) over the batch laid
+  out along x with gaps wider than the cutoff, then the same exact ``distance < cutoff`` filter.
+  Without ``vesin`` installed the all-pairs path is used for every size.
+"""
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
+try:
+    import vesin
+except ImportError:  # optional: the all-pairs path covers every case, in O(n^2)
+    vesin = None
 
-def _pair_template(n_atoms: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    """All ordered pairs (i, j), i != j, of one structure with n_atoms atoms."""
-    index = torch.arange(n_atoms, device=device)
-    src, dst = torch.meshgrid(index, index, indexing="ij")
-    keep = src != dst
-    return src[keep], dst[keep]
+DENSE_MAX_ATOMS = 48
+"""With a cutoff, structures up to this many atoms use all pairs + filter; larger ones a cell list."""
+
+
+def all_pairs(batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Every ordered pair (i, j), i != j, of atoms in the same structure, sorted by (i, j).
+
+    ``batch`` (n_atoms,) holds each atom's structure index, contiguous and increasing.
+    """
+    device = batch.device
+    counts = torch.bincount(batch)
+    starts = torch.cumsum(counts, 0) - counts
+    degree = counts[batch] - 1
+    atoms = torch.arange(len(batch), device=device)
+    source = torch.repeat_interleave(atoms, degree)
+    first_edge = torch.cumsum(degree, 0) - degree
+    k = torch.arange(len(source), device=device) - first_edge[source]
+    local_source = (atoms - starts[batch])[source]
+    destination = starts[batch[source]] + k + (k >= local_source).long()
+    return source, destination
+
+
+def _cell_list_pairs(
+    batch: torch.Tensor, positions: torch.Tensor, cutoff: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Pairs closer than (slightly more than) ``cutoff`` from one vesin search, sorted by (i, j)."""
+    x = positions.detach().to("cpu", torch.float64)
+    cpu_batch = batch.cpu()
+    num_structures = int(cpu_batch[-1]) + 1
+    index = cpu_batch[:, None].expand(-1, 3)
+    lower = torch.full((num_structures, 3), torch.inf, dtype=x.dtype).scatter_reduce(0, index, x, "amin")
+    local = x - lower[cpu_batch]
+    width = torch.zeros(num_structures, dtype=x.dtype).scatter_reduce(0, cpu_batch, local[:, 0], "amax")
+    offset = torch.cumsum(width + 2.0 * cutoff, 0) - (width + 2.0 * cutoff)
+    local[:, 0] += offset[cpu_batch]
+    search = vesin.NeighborList(cutoff=cutoff * (1.0 + 1e-6) + 1e-9, full_list=True)
+    i, j = search.compute(local.numpy(), np.zeros((3, 3)), False, "ij")
+    key = torch.from_numpy(i.astype(np.int64) * len(x) + j.astype(np.int64)).sort().values
+    return (key // len(x)).to(batch.device), (key % len(x)).to(batch.device)
 
 
 def build_edges(
@@ -20,29 +67,19 @@ def build_edges(
 
     ``batch`` (n_atoms,) gives each atom's structure index; the atoms of one
     structure must be contiguous and structures in increasing order. With a
-    ``cutoff`` (same length unit as ``positions``) only pairs closer than it are kept.
+    ``cutoff`` (same length unit as ``positions``, Å) only pairs closer than it are kept.
+    Edges are sorted by (source, destination).
     """
     if batch.numel() == 0:
         empty = torch.zeros(0, dtype=torch.long, device=batch.device)
         return empty, empty
     if torch.any(batch[1:] < batch[:-1]):
         raise ValueError("atoms of one structure must be contiguous and sorted by structure index")
-    counts = torch.bincount(batch)
-    starts = torch.cumsum(counts, 0) - counts
-    sources, destinations = [], []
-    for n_atoms in torch.unique(counts).tolist():
-        if n_atoms < 2:
-            continue
-        graph_starts = starts[counts == n_atoms]
-        src, dst = _pair_template(n_atoms, batch.device)
-        sources.append((graph_starts[:, None] + src).reshape(-1))
-        destinations.append((graph_starts[:, None] + dst).reshape(-1))
-    if not sources:
-        empty = torch.zeros(0, dtype=torch.long, device=batch.device)
-        return empty, empty
-    source = torch.cat(sources)
-    destination = torch.cat(destinations)
-    if cutoff is not None:
-        close = (positions[source] - positions[destination]).norm(dim=-1) < cutoff
-        source, destination = source[close], destination[close]
-    return source, destination
+    if cutoff is None:
+        return all_pairs(batch)
+    if vesin is not None and int(torch.bincount(batch).max()) > DENSE_MAX_ATOMS:
+        source, destination = _cell_list_pairs(batch, positions, cutoff)
+    else:
+        source, destination = all_pairs(batch)
+    close = (positions[source] - positions[destination]).norm(dim=-1) < cutoff
+    return source[close], destination[close]

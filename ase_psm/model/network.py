@@ -28,6 +28,8 @@ class PseudoForceNet(nn.Module):
     structure's atoms (no net translation), like the zero-centre-of-mass noise.
     """
 
+    z_to_index: torch.Tensor  # registered buffer (non-persistent)
+
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
         if not config.species:
@@ -42,6 +44,7 @@ class PseudoForceNet(nn.Module):
                 "which keeps the network SE(3)- and not E(3)-equivariant"
             )
         self.irreps_hidden = irreps_hidden
+        self.hidden_dim = irreps_hidden.dim
         self.num_scalars = irreps_hidden[0].mul
         irreps_sh = o3.Irreps([(1, (degree, 1)) for degree in range(config.sh_lmax + 1)])
 
@@ -117,7 +120,7 @@ class PseudoForceNet(nn.Module):
         inverse_degree = 1.0 / degree.clamp(min=1.0)
 
         features = torch.cat(
-            [node_scalars, node_scalars.new_zeros(len(numbers), self.irreps_hidden.dim - self.num_scalars)],
+            [node_scalars, node_scalars.new_zeros(len(numbers), self.hidden_dim - self.num_scalars)],
             dim=-1,
         )
         for layer in self.layers:
@@ -136,8 +139,31 @@ class PseudoForceNet(nn.Module):
             output = output * c_out[batch, None]
         return output
 
+    def pseudo_forces_flat(
+        self,
+        numbers: torch.Tensor,
+        positions: torch.Tensor,
+        batch: torch.Tensor,
+        sigma: torch.Tensor | float | None = None,
+    ) -> torch.Tensor:
+        """Pseudo-forces (N_total, 3) in Å for structures of any sizes and compositions in one flat batch.
+
+        numbers (N_total,), positions (N_total, 3) Å, batch (N_total,) structure index
+        (atoms of a structure contiguous, structures in increasing order), sigma (B,) or a
+        scalar noise level in Å, or None for a time-step-free model.
+        """
+        if sigma is not None:
+            sigma = torch.as_tensor(sigma, dtype=positions.dtype, device=positions.device).reshape(-1)
+            num_structures = int(batch[-1]) + 1 if len(batch) else 0
+            if sigma.numel() not in (1, num_structures):
+                raise ValueError(
+                    f"sigma has {sigma.numel()} values for {num_structures} structures: "
+                    "give one noise level per structure or a scalar"
+                )
+        return self(numbers, positions, batch, sigma)
+
     def pseudo_forces(
-        self, numbers: torch.Tensor, positions: torch.Tensor, sigma: torch.Tensor | None = None
+        self, numbers: torch.Tensor, positions: torch.Tensor, sigma: torch.Tensor | float | None = None
     ) -> torch.Tensor:
         """Pseudo-forces (B, N, 3) for B structures of the same N atoms (Å).
 
@@ -145,9 +171,7 @@ class PseudoForceNet(nn.Module):
         """
         n_structures, n_atoms, _ = positions.shape
         batch = torch.arange(n_structures, device=positions.device).repeat_interleave(n_atoms)
-        if sigma is not None:
-            sigma = torch.as_tensor(sigma, dtype=positions.dtype, device=positions.device).reshape(-1)
-        flat = self(numbers.repeat(n_structures), positions.reshape(-1, 3), batch, sigma)
+        flat = self.pseudo_forces_flat(numbers.repeat(n_structures), positions.reshape(-1, 3), batch, sigma)
         return flat.reshape(n_structures, n_atoms, 3)
 
 

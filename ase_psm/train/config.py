@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 
 from ..diffusion.noise import NoiseSchedule
 from ..diffusion.targets import LOSS_WEIGHTINGS, LOSSES, PIECEWISE_T
+from ..model import ModelConfig
 
 
 @dataclass
@@ -52,10 +54,21 @@ class TrainConfig:
             raise ValueError(f"unknown loss {self.loss!r}; choose one of {', '.join(LOSSES)}")
         if self.temperature is not None and self.kT is not None:
             raise ValueError("give either temperature (K) or kT (energy units), not both")
-        if self.temperature is not None and self.temperature <= 0:
-            raise ValueError(f"temperature must be positive (K), got {self.temperature}")
-        if self.kT is not None and self.kT <= 0:
-            raise ValueError(f"kT must be positive, got {self.kT}")
+        if self.temperature is not None and not 0 < self.temperature < math.inf:
+            raise ValueError(
+                f"temperature must be positive and finite (K), got {self.temperature}: "
+                "give the temperature of the MD run that made the frames, e.g. 300"
+            )
+        if self.kT is not None and not 0 < self.kT < math.inf:
+            raise ValueError(
+                f"kT must be positive and finite, got {self.kT}: give k_B T in the force labels' "
+                "energy unit (kT = 1 for reduced Lennard-Jones units), or temperature in K"
+            )
+        unknown = sorted(set(self.model) - set(ModelConfig.__dataclass_fields__))
+        if unknown:
+            raise ValueError(
+                f"unknown model settings {unknown}; known: {', '.join(ModelConfig.__dataclass_fields__)}"
+            )
         for name in ("steps", "batch_size", "val_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
@@ -90,11 +103,27 @@ class TrainConfig:
 
         return self.kT if self.kT is not None else (kB * self.temperature if self.temperature else None)
 
+    @property
+    def resolved_schedule(self) -> NoiseSchedule:
+        """The noise schedule; ``__post_init__`` replaces None by the loss's default."""
+        if self.schedule is None:
+            raise ValueError(
+                "TrainConfig.schedule is None: set a NoiseSchedule (None is only resolved at construction)"
+            )
+        return self.schedule
+
+    @property
+    def resolved_loss_weighting(self) -> str:
+        """The loss weighting; ``__post_init__`` replaces None by the loss's default."""
+        if self.loss_weighting is None:
+            raise ValueError("TrainConfig.loss_weighting is None: set one of " + ", ".join(LOSS_WEIGHTINGS))
+        return self.loss_weighting
+
     def to_dict(self) -> dict:
         values = asdict(self)
-        values["schedule"] = self.schedule.to_dict()
+        values["schedule"] = self.resolved_schedule.to_dict()
         return values
 
     @classmethod
-    def from_dict(cls, values: dict) -> "TrainConfig":
+    def from_dict(cls, values: dict) -> TrainConfig:
         return cls(**{k: v for k, v in values.items() if k in cls.__dataclass_fields__})

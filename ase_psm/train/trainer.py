@@ -8,6 +8,7 @@ import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import ase
 import torch
@@ -19,6 +20,7 @@ from ..data import Frames, PseudoPESDataset, read_frames, select_frames, split_f
 from ..data.dataset import max_pair_distance, nearest_neighbour_distance, thermal_length
 from ..diffusion.targets import loss_weight
 from ..model import ModelConfig, PseudoForceNet
+from . import distributed
 from .config import TrainConfig
 
 VALIDATION_REPEATS = 4
@@ -34,7 +36,9 @@ def as_frames(data: str | os.PathLike | Frames | Sequence[ase.Atoms], read_optio
         return data
     if isinstance(data, (str, os.PathLike)):
         return read_frames(data, **(read_options or {}))
-    if isinstance(data, Sequence) and data and all(isinstance(a, ase.Atoms) for a in data):
+    if isinstance(data, Sequence) and not isinstance(data, str) and len(data) == 0:
+        raise ValueError("no training frames: the list of structures is empty")
+    if isinstance(data, Sequence) and not isinstance(data, str) and all(isinstance(a, ase.Atoms) for a in data):
         return Frames.from_atoms(data)
     raise TypeError(
         f"training data must be a file path, a Frames object or a list of ase.Atoms, got {type(data).__name__}"
@@ -45,13 +49,13 @@ def default_model_config(frames: Frames, config: TrainConfig) -> ModelConfig:
     """Network settings derived from the data (length scales in Å), then the user's overrides."""
     length_scale = nearest_neighbour_distance(frames)
     sigma_data = thermal_length(frames, config.resolved_kT) or 0.1 * length_scale
-    schedule = config.schedule
+    schedule = config.resolved_schedule
     if config.sigma_conditioned:
         radial_max = 1.2 * max(max_pair_distance(frames), 5.0 * length_scale)
     else:
         typical_max_sigma = min(schedule.sigma_max, math.exp(schedule.log_mean + 2 * schedule.log_std))
         radial_max = max_pair_distance(frames) + 4.0 * typical_max_sigma
-    values = dict(
+    values: dict[str, Any] = dict(
         species=sorted({int(z) for z in frames.numbers}),
         sigma_conditioned=bool(config.sigma_conditioned),
         sigma_data=sigma_data,
@@ -70,7 +74,7 @@ def force_crossover_time(frames: Frames, config: TrainConfig) -> float:
     sigma_data = thermal_length(frames, config.resolved_kT)
     if sigma_data is None:
         raise ValueError("force_crossover_t='thermal' needs force labels and kT (or temperature)")
-    schedule = config.schedule
+    schedule = config.resolved_schedule
     t = math.log(sigma_data / schedule.sigma_min) / math.log(schedule.sigma_max / schedule.sigma_min)
     return min(max(t, 0.0), 1.0)
 
@@ -83,7 +87,12 @@ def _lr_factor(step: int, config: TrainConfig) -> float:
 
 
 def _batch_loss(
-    model: PseudoForceNet, dataset: PseudoPESDataset, indices, generator, device, weighting: str = "epsilon"
+    model: PseudoForceNet | distributed.DataParallelNet,
+    dataset: PseudoPESDataset,
+    indices,
+    generator,
+    device,
+    weighting: str = "epsilon",
 ) -> torch.Tensor:
     noised, sigma, target = dataset.batch(indices, generator)
     noised, sigma, target = noised.to(device), sigma.to(device), target.to(device)
@@ -117,7 +126,7 @@ def _payload(
         "units": {"length": "Å", "energy": "eV", "pseudo_force": "eV/Å", "spring_constant": "eV/Å^2"},
         "kT": config.resolved_kT,
         "temperature": config.temperature,
-        "schedule": config.schedule.to_dict(),
+        "schedule": config.resolved_schedule.to_dict(),
         "loss": config.loss,
         "force_crossover_t": crossover_t,
         "train_config": config.to_dict(),
@@ -139,6 +148,7 @@ def train(
     config: TrainConfig | None = None,
     resume: bool = False,
     progress: bool = True,
+    ddp: bool = False,
     read_options: dict | None = None,
     **settings,
 ) -> Path:
@@ -147,6 +157,8 @@ def train(
     ``settings`` are :class:`TrainConfig` fields (loss, temperature, kT, steps, ...).
     Writes ``out`` (best EMA weights by validation loss), ``<out>.last.pt`` (the
     full training state, used by ``resume=True``) and ``<out>.csv`` (the log).
+    ``ddp=True`` trains data-parallel across the processes of a torchrun job (see
+    :mod:`ase_psm.train.distributed`; ``batch_size`` is per process, rank 0 writes the files).
     """
     if config is None:
         config = TrainConfig(**settings)
@@ -156,6 +168,9 @@ def train(
     last_path = last_checkpoint_path(out)
     log_path = out.with_suffix(".csv")
     device = resolve_device(config.device)
+    context = distributed.setup(config.device) if ddp else None
+    device = context.device if context else device
+    main = context is None or context.is_main
     out.parent.mkdir(parents=True, exist_ok=True)
 
     frames = select_frames(
@@ -168,7 +183,9 @@ def train(
     crossover_t = force_crossover_time(train_frames, config)
 
     def dataset_of(part: Frames) -> PseudoPESDataset:
-        return PseudoPESDataset(part, config.loss, config.schedule, config.resolved_kT, crossover_t=crossover_t)
+        return PseudoPESDataset(
+            part, config.loss, config.resolved_schedule, config.resolved_kT, crossover_t=crossover_t
+        )
 
     dataset = dataset_of(train_frames)
     val_dataset = dataset_of(val_frames) if val_frames else None
@@ -191,7 +208,7 @@ def train(
         scheduler.load_state_dict(state["training_state"]["scheduler_state"])
         generator.set_state(state["training_state"]["generator_state"])
         step, best_val = state["step"], state["training_state"]["best_val"]
-    elif not resume or not log_path.exists():
+    elif main and (not resume or not log_path.exists()):
         with open(log_path, "w", newline="") as handle:
             csv.writer(handle).writerow(["step", "learning_rate", "train_loss", "val_loss", "elapsed_s"])
 
@@ -208,12 +225,15 @@ def train(
 
     started = time.perf_counter()
     running_loss = None
-    bar = tqdm(total=config.steps, initial=step, disable=not progress, desc=f"train {config.loss}", unit="step")
+    if context:  # each rank draws its own batches and noise
+        generator.manual_seed(distributed.rank_seed(config.seed, context.rank, step))
+    net = distributed.DataParallelNet(model, context) if context else model
+    bar = tqdm(total=config.steps, initial=step, disable=not (progress and main), desc=f"train {config.loss}", unit="step")
     try:
         while step < config.steps:
             model.train()
             indices = torch.randint(len(dataset), (config.batch_size,), generator=generator)
-            loss = _batch_loss(model, dataset, indices, generator, device, config.loss_weighting)
+            loss = _batch_loss(net, dataset, indices, generator, device, config.resolved_loss_weighting)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
@@ -227,9 +247,9 @@ def train(
             running_loss = loss_value if running_loss is None else 0.98 * running_loss + 0.02 * loss_value
             bar.update(1)
             bar.set_postfix(loss=f"{running_loss:.4g}")
-            if step % config.val_every == 0 or step == config.steps:
+            if main and (step % config.val_every == 0 or step == config.steps):
                 val_loss = (
-                    validation_loss(ema, val_dataset, config.seed, device, config.loss_weighting)
+                    validation_loss(ema, val_dataset, config.seed, device, config.resolved_loss_weighting)
                     if val_dataset
                     else None
                 )
@@ -243,12 +263,17 @@ def train(
                     save_checkpoint(out, _payload(ema, config, crossover_t, step, val_loss))
                 save_last(val_loss)
                 bar.set_postfix(loss=f"{running_loss:.4g}", val=f"{val_loss:.4g}" if val_loss else "-")
+        if context:
+            distributed.check_replicas_match(ema)
+            del net  # DDP's reducer must go before its process group, or gloo can hang on exit
+            distributed.teardown(context)
     except KeyboardInterrupt:
-        save_last(None)
+        if main:
+            save_last(None)
         raise
     finally:
         bar.close()
-    if not out.exists():
+    if main and not out.exists():
         save_checkpoint(out, _payload(ema, config, crossover_t, step, None))
     return out
 

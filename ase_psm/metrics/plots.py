@@ -1,0 +1,101 @@
+"""Plots people would rather look at than read: h(r), energies, Ramachandran maps, loss curves.
+
+Each function saves one figure (PNG or SVG by the path's suffix) and returns its path. Figures
+use matplotlib's object API (no global pyplot state).
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+
+from ase_psm.metrics.distances import hr, hr_mae
+from ase_psm.metrics.structure import (
+    RAMACHANDRAN_BINS,
+    ramachandran_histogram,
+    ramachandran_tvd,
+)
+
+
+def _figure(width: float = 6.0, height: float = 4.0):
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(width, height), dpi=120)
+    return figure, figure.add_subplot()
+
+
+def _save(figure, path: str | Path) -> Path:
+    path = Path(path)
+    figure.tight_layout()
+    figure.savefig(path, format=path.suffix.lstrip(".").lower() or "png")
+    return path
+
+
+def plot_hr(named_samples: dict[str, np.ndarray], reference: np.ndarray, path: str | Path) -> Path:
+    """Overlay the MDsim h(r) of each sample set (label: its h(r) MAE) on the reference's."""
+    figure, axes = _figure()
+    r, h_reference = hr(reference)
+    axes.fill_between(r, h_reference, color="0.8", label="reference")
+    upper = r[np.flatnonzero(h_reference > 0)[-1]] if h_reference.any() else r[-1]
+    for name, samples in named_samples.items():
+        _, h = hr(samples)
+        axes.plot(r, h, linewidth=1.2, label=f"{name} (h(r) MAE {hr_mae(samples, reference):.3f})")
+    axes.set(xlabel="interatomic distance r (Å)", ylabel="h(r)", xlim=(0.0, min(10.0, 1.1 * upper)))
+    axes.legend()
+    return _save(figure, path)
+
+
+def plot_energy_histograms(
+    named_energies: dict[str, np.ndarray], reference: np.ndarray, path: str | Path, unit: str = "eV", bins: int = 60
+) -> Path:
+    """Energy densities of each sample set over the reference's (finite energies only)."""
+    figure, axes = _figure()
+    reference = np.asarray(reference, dtype=np.float64)
+    reference = reference[np.isfinite(reference)]
+    low, high = np.percentile(reference, [0.5, 99.5])
+    margin = 0.5 * (high - low)
+    edges = np.linspace(low - margin, high + margin, bins + 1)
+    axes.hist(reference, bins=edges, density=True, color="0.75", label="reference")
+    for name, energies in named_energies.items():
+        energies = np.asarray(energies, dtype=np.float64)
+        axes.hist(energies[np.isfinite(energies)], bins=edges, density=True, histtype="step",
+                  linewidth=1.5, label=f"{name} (median {np.median(energies):.2f})")
+    axes.set(xlabel=f"energy ({unit})", ylabel="density")
+    axes.legend()
+    return _save(figure, path)
+
+
+def plot_ramachandran(
+    named_angles: dict[str, np.ndarray], reference: np.ndarray, path: str | Path, bins: int = RAMACHANDRAN_BINS
+) -> Path:
+    """Ramachandran maps (phi, psi in degrees): the reference, then each sample set with its TVD."""
+    from matplotlib.figure import Figure
+
+    panels = {"reference": reference, **named_angles}
+    figure = Figure(figsize=(3.2 * len(panels), 3.2), dpi=120)
+    for k, (name, angles) in enumerate(panels.items()):
+        axes = figure.add_subplot(1, len(panels), k + 1)
+        density = ramachandran_histogram(angles, bins)
+        axes.imshow(np.log(density.T + 1e-4), origin="lower", extent=(-180, 180, -180, 180), cmap="viridis")
+        title = name if k == 0 else f"{name}\nTVD {ramachandran_tvd(angles, reference, bins):.3f}"
+        axes.set(title=title, xlabel="φ (deg)", ylabel="ψ (deg)" if k == 0 else None)
+    return _save(figure, path)
+
+
+def plot_loss_curve(log: str | Path, path: str | Path) -> Path:
+    """Training and validation loss against step from a trainer's CSV log."""
+    with open(log, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    if not rows:
+        raise ValueError(f"{log} holds no logged steps yet")
+    steps = np.array([float(row["step"]) for row in rows])
+    figure, axes = _figure()
+    for column in ("train_loss", "val_loss"):
+        values = np.array([float(row[column]) if row[column] not in ("", "None") else np.nan for row in rows])
+        if np.isfinite(values).any():
+            axes.plot(steps, values, marker=".", label=column.replace("_", " "))
+    axes.set(xlabel="step", ylabel="loss", yscale="log")
+    axes.legend()
+    return _save(figure, path)

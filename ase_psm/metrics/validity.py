@@ -1,0 +1,125 @@
+"""Checks that generated structures are physically usable: finite, compact, no clashes, right bonds.
+
+Positions are (n_structures, n_atoms, 3) arrays in Å (or the model's length unit).
+A structure can fail several checks; :func:`structure_problems` lists every failure.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+import numpy as np
+from ase.data import covalent_radii
+
+#: Problem names, in the order they are checked.
+PROBLEMS = ("non-finite", "exploded", "clash", "bonds")
+
+#: Two atoms are bonded when closer than this factor times the sum of their covalent radii.
+BOND_TOLERANCE = 1.2
+
+
+def bond_graph(numbers: np.ndarray, positions: np.ndarray, tolerance: float = BOND_TOLERANCE) -> np.ndarray:
+    """(..., N, N) boolean adjacency from covalent radii: d_ij < tolerance * (r_i + r_j)."""
+    numbers = np.asarray(numbers)
+    radii = covalent_radii[numbers]
+    limits = tolerance * (radii[:, None] + radii[None, :])
+    distances = _distance_matrix(np.asarray(positions, dtype=np.float64))
+    bonded = distances < limits
+    diagonal = np.eye(len(numbers), dtype=bool)
+    return bonded & ~diagonal
+
+
+def is_molecule(numbers: np.ndarray, positions: np.ndarray) -> bool:
+    """True for a template with several elements whose covalent bond graph is connected.
+
+    Bond checks make sense for such templates only: single-element clusters
+    (Lennard-Jones, reduced units) have no covalent bonds to keep.
+    """
+    numbers = np.asarray(numbers)
+    if len(set(numbers.tolist())) < 2:
+        return False
+    adjacency = bond_graph(numbers, positions)
+    seen, frontier = {0}, [0]
+    while frontier:
+        atom = frontier.pop()
+        for neighbour in np.flatnonzero(adjacency[atom]):
+            if neighbour not in seen:
+                seen.add(int(neighbour))
+                frontier.append(int(neighbour))
+    return len(seen) == len(numbers)
+
+
+def structure_problems(
+    positions: np.ndarray,
+    *,
+    clash_distance: float,
+    max_radius: float,
+    numbers: np.ndarray | None = None,
+    reference_bonds: np.ndarray | None = None,
+) -> list[list[str]]:
+    """The problems of each structure (an empty list when it passes every check).
+
+    - ``non-finite``: a NaN or infinite coordinate;
+    - ``exploded``: an atom farther than ``max_radius`` from the structure's centroid;
+    - ``clash``: two atoms closer than ``clash_distance``;
+    - ``bonds``: the covalent bond graph differs from ``reference_bonds`` (N, N)
+      (checked only when it and ``numbers`` are given).
+    """
+    positions = np.asarray(positions, dtype=np.float64)
+    if positions.ndim != 3 or positions.shape[-1] != 3:
+        raise ValueError(f"positions must have shape (n_structures, n_atoms, 3), got {positions.shape}")
+    if clash_distance < 0 or max_radius <= 0:
+        raise ValueError(f"need clash_distance >= 0 and max_radius > 0, got {clash_distance}, {max_radius}")
+    finite = np.isfinite(positions).all(axis=(1, 2))
+    safe = np.where(finite[:, None, None], positions, 0.0)
+    radius = np.linalg.norm(safe - safe.mean(axis=1, keepdims=True), axis=-1).max(axis=1)
+    distances = _distance_matrix(safe)
+    n_atoms = positions.shape[1]
+    distances[:, np.arange(n_atoms), np.arange(n_atoms)] = np.inf
+    closest = distances.min(axis=(1, 2)) if n_atoms > 1 else np.full(len(positions), np.inf)
+    wrong_bonds = np.zeros(len(positions), dtype=bool)
+    if reference_bonds is not None and numbers is not None:
+        wrong_bonds = (bond_graph(numbers, safe) != reference_bonds).any(axis=(1, 2))
+    problems = []
+    for i in range(len(positions)):
+        if not finite[i]:
+            problems.append(["non-finite"])
+            continue
+        found = []
+        if radius[i] > max_radius:
+            found.append("exploded")
+        if closest[i] < clash_distance:
+            found.append("clash")
+        if wrong_bonds[i]:
+            found.append("bonds")
+        problems.append(found)
+    return problems
+
+
+@dataclass
+class SampleReport:
+    """What happened to the structures of one :func:`ase_psm.sample` call."""
+
+    requested: int
+    generated: int = 0
+    """Structures drawn from the sampler, including regenerated ones."""
+    returned: int = 0
+    invalid: int = 0
+    """Generated structures that failed at least one check."""
+    problems: Counter = field(default_factory=Counter)
+    """How many generated structures had each problem (one structure may count for several)."""
+    rounds: int = 0
+    """Sampling rounds (1 + regeneration rounds)."""
+    on_invalid: str = "regenerate"
+
+    def __str__(self) -> str:
+        details = ", ".join(f"{count} {name}" for name, count in sorted(self.problems.items())) or "none"
+        return (
+            f"generated {self.generated} in {self.rounds} round(s), {self.invalid} invalid ({details}); "
+            f"returned {self.returned} of {self.requested} requested (on_invalid={self.on_invalid})"
+        )
+
+
+def _distance_matrix(positions: np.ndarray) -> np.ndarray:
+    return np.linalg.norm(positions[..., :, None, :] - positions[..., None, :, :], axis=-1)

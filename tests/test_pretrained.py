@@ -1,0 +1,49 @@
+"""Shipped models load by name and carry model cards."""
+
+from __future__ import annotations
+
+import ase
+import ase.io
+import numpy as np
+import pytest
+
+from ase_psm import PSMCalculator, sample
+from ase_psm.cli.main import main
+from ase_psm.demo import load_lj13_data
+from ase_psm.pretrained import PRETRAINED, model_card, resolve_checkpoint
+
+
+def lj13_template() -> ase.Atoms:
+    return ase.Atoms(numbers=[18] * 13, positions=load_lj13_data()["reference"][0])
+
+
+def test_every_shipped_model_loads_by_name_and_has_a_card():
+    for name in PRETRAINED:
+        assert resolve_checkpoint(name).is_file()
+        card = model_card(name)
+        assert card.startswith("# ") and "**Metrics**" in card and "**Loss**" in card
+    with pytest.raises(FileNotFoundError, match="lj13-dsm"):
+        resolve_checkpoint("ala3")
+    with pytest.raises(ValueError, match="no shipped model"):
+        model_card("ala3")
+
+
+def test_calculator_and_sampler_take_a_name():
+    atoms = lj13_template()
+    atoms.calc = PSMCalculator("lj13", device="cpu", sigma=0.05)
+    assert atoms.calc.checkpoint["loss"] == "piecewise-weighted"
+    assert np.isfinite(atoms.get_forces()).all()
+    structures = sample("lj13-dsm", lj13_template(), n=4, sampler="heun", steps=10, device="cpu", progress=False)
+    assert len(structures) == 4
+
+
+def test_cli_lists_models_and_samples_by_name(tmp_path, capsys):
+    assert main(["models"]) == 0
+    listing = capsys.readouterr().out
+    assert all(name in listing for name in PRETRAINED)
+    template = tmp_path / "t.xyz"
+    ase.io.write(template, lj13_template())
+    out = tmp_path / "s.extxyz"
+    assert main(["--quiet", "sample", "lj13", "--template", str(template), "-n", "3", "--sampler", "heun",
+                 "--steps", "8", "--device", "cpu", "--out", str(out)]) == 0
+    assert len(ase.io.read(out, index=":")) == 3

@@ -93,7 +93,8 @@ def sample(
     torch_dtype = resolve_dtype(dtype)
     numbers = torch.as_tensor(template.numbers, dtype=torch.long, device=torch_device)
     check_atoms(template, model.config.species)  # clear errors before any work
-    check_composition(template.numbers, model.config.species)
+    if not checkpoint_data.get("multi_system"):  # a model of many molecules takes any subset of its elements
+        check_composition(template.numbers, model.config.species)
     check_sigma_range(sigma_min, sigma_max)
     fixed = fixed_atom_mask(template)
     free = torch.as_tensor(~fixed, device=torch_device) if fixed.any() else None

@@ -18,6 +18,7 @@ from typing import TextIO
 
 from ..diffusion.samplers import SAMPLERS
 from ..diffusion.targets import LOSSES
+from . import bench as bench_commands
 from . import openmm as openmm_commands
 
 
@@ -266,6 +267,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=0, help="sampling (and retraining) seed")
     demo.set_defaults(run=_demo)
     openmm_commands.register(commands)
+    bench_commands.register(commands)
     for command in commands.choices.values():
         command.add_argument("--config", help="YAML file of this command's settings (keys mirror the flags)")
     return parser

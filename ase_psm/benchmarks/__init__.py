@@ -1,0 +1,36 @@
+"""The benchmark suite (`ase-psm bench SYSTEM`): data generation with an on-disk cache, training of
+the compared models, sampling, evaluation against our own reference sampling, JSON results,
+Markdown tables and plots. See docs/benchmarks.md."""
+
+from .cache import content_key, load_or_generate
+from .config import DATA, MODELS, PROTOCOLS, SIZES, SYSTEMS, TRAIN, ModelSpec, TrainSettings
+from .data import BenchData, load_system
+from .evaluate import MetricSet, evaluate, floor_metrics
+from .report import PAPER, load_results, table, write_plots, write_report
+from .runner import BenchConfig, RunResult, run_benchmark
+
+__all__ = [
+    "DATA",
+    "MODELS",
+    "PAPER",
+    "PROTOCOLS",
+    "SIZES",
+    "SYSTEMS",
+    "TRAIN",
+    "BenchConfig",
+    "BenchData",
+    "MetricSet",
+    "ModelSpec",
+    "RunResult",
+    "TrainSettings",
+    "content_key",
+    "evaluate",
+    "floor_metrics",
+    "load_or_generate",
+    "load_results",
+    "load_system",
+    "run_benchmark",
+    "table",
+    "write_plots",
+    "write_report",
+]

@@ -1,0 +1,237 @@
+"""Data generation of the benchmark systems (no downloads): LJ-13/55 Metropolis, MD17-like
+GFN2-xTB Langevin MD, alanine-dipeptide OpenMM MD.
+
+Every data set is a :class:`BenchData`: training sets per protocol (positions, forces) and an
+evaluation reference that shares no structure with them. Units: LJ in r_m / epsilon (kT = 1);
+molecules in Å, eV/Å, K.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from .cache import CachedArrays, load_or_generate
+from .config import DATA, MD17_MOLECULES
+
+ARGON = 18  # LJ particles need an element; reduced units throughout
+ALA2_PDB = Path(__file__).resolve().parents[1] / "examples_data" / "ala2.pdb"
+MD17_TEMPERATURE = 500.0  # K
+MD17_TIMESTEP = 0.5  # fs
+MD17_FRICTION = 0.01  # 1/fs, Langevin
+ALA2_TEMPERATURE = 300.0  # K
+ALA2_TIMESTEP = 0.002  # ps
+
+
+@dataclass
+class BenchData:
+    """One system's benchmark data."""
+
+    name: str
+    """e.g. "lj13", "md17-ethanol", "ala2"."""
+    numbers: np.ndarray
+    reference: np.ndarray
+    """(n, n_atoms, 3) evaluation reference positions, disjoint from every training set."""
+    training: dict[str, tuple[np.ndarray, np.ndarray]]
+    """protocol -> (positions, forces) of its training set."""
+    kT: float | None = None
+    """kT in the force labels' energy unit (LJ: 1), or None when `temperature` is given."""
+    temperature: float | None = None
+    """K, for eV/Å force labels."""
+    topology: str | None = None
+    """PDB path for Ramachandran angles (ala2)."""
+    cache: dict = field(default_factory=dict)
+    """path, key, cached (bool) and seconds of the cache entry."""
+
+
+def _cache_info(entry: CachedArrays) -> dict:
+    return {"path": str(entry.path), "key": entry.key, "cached": entry.cached, "generation_s": entry.seconds}
+
+
+def _without(reference: np.ndarray, subset: np.ndarray) -> np.ndarray:
+    """Rows of reference that are not (bit-for-bit) rows of subset."""
+    taken = {row.tobytes() for row in np.ascontiguousarray(subset)}
+    keep = np.array([row.tobytes() not in taken for row in np.ascontiguousarray(reference)])
+    return reference[keep]
+
+
+def lj_data(n_atoms: int, size: str, cache_dir: str | Path, seed: int = 0) -> BenchData:
+    """LJ-n at kT = 1: reference from many Metropolis chains; "biased" = the first sweeps of one chain,
+    "table2" = a random 10 % of the reference (removed from the evaluation reference)."""
+    from ..systems import make_lj_dataset
+
+    settings = dict(DATA[f"lj{n_atoms}"][size], n_atoms=n_atoms, seed=seed)
+    entry = load_or_generate(cache_dir, f"lj{n_atoms}", settings, lambda: make_lj_dataset(**settings))
+    arrays = entry.arrays
+    return BenchData(
+        name=f"lj{n_atoms}", numbers=np.full(n_atoms, ARGON), reference=_without(arrays["reference"], arrays["unbiased"]),
+        training={"biased": (arrays["biased"], arrays["biased_forces"]),
+                  "table2": (arrays["unbiased"], arrays["unbiased_forces"])},
+        kT=1.0, cache=_cache_info(entry),
+    )
+
+
+def molecule_from_smiles(smiles: str, seed: int = 0):
+    """An ase.Atoms with hydrogens, embedded by RDKit (ETKDG) and MMFF-relaxed (Å)."""
+    try:
+        from rdkit import Chem
+        from rdkit.Chem import AllChem
+    except ImportError as error:
+        raise ImportError("the md17 benchmark needs RDKit and tblite: pip install 'ase-psm[bench]'") from error
+    import ase
+
+    molecule = Chem.AddHs(Chem.MolFromSmiles(smiles))
+    if AllChem.EmbedMolecule(molecule, randomSeed=seed) != 0:  # type: ignore[attr-defined]
+        raise ValueError(f"RDKit could not embed {smiles!r}")
+    AllChem.MMFFOptimizeMolecule(molecule)  # type: ignore[attr-defined]
+    numbers = [atom.GetAtomicNum() for atom in molecule.GetAtoms()]
+    return ase.Atoms(numbers=numbers, positions=molecule.GetConformer().GetPositions())
+
+
+def xtb_langevin(atoms, n_steps: int, record_every: int, seed: int, progress: bool = False,
+                 label: str = "") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """GFN2-xTB Langevin MD at 500 K, 0.5 fs: positions (Å), forces (eV/Å), energies (eV) of every
+    `record_every`-th step, starting from `atoms` with Maxwell-Boltzmann velocities."""
+    try:
+        from tblite.ase import TBLite
+    except ImportError as error:
+        raise ImportError("the md17 benchmark needs tblite and RDKit: pip install 'ase-psm[bench]'") from error
+    from ase import units
+    from ase.constraints import FixCom
+    from ase.md.langevin import Langevin
+    from ase.md.velocitydistribution import MaxwellBoltzmannDistribution
+
+    atoms = atoms.copy()
+    atoms.calc = TBLite(method="GFN2-xTB", verbosity=0)
+    rng = np.random.default_rng(seed)
+    MaxwellBoltzmannDistribution(atoms, temperature_K=MD17_TEMPERATURE, rng=rng)
+    atoms.set_constraint(FixCom())
+    dynamics = Langevin(atoms, MD17_TIMESTEP * units.fs, temperature_K=MD17_TEMPERATURE,
+                        friction=MD17_FRICTION / units.fs, rng=rng, fixcm=False)
+    positions, forces, energies = [], [], []
+    with _single_threaded():  # xTB on a few atoms: OpenMP threads cost more than they give (8x here)
+        for step in tqdm(range(1, n_steps + 1), desc=f"xTB MD {label}", disable=not progress, leave=False):
+            dynamics.run(1)
+            if step % record_every == 0:
+                positions.append(atoms.get_positions())
+                forces.append(atoms.get_forces(apply_constraint=False))
+                energies.append(atoms.get_potential_energy())
+    return np.array(positions), np.array(forces), np.array(energies)
+
+
+def _single_threaded():
+    """Limit OpenMP/BLAS to one thread (threadpoolctl, if installed)."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        return contextlib.nullcontext()
+    return threadpool_limits(1)
+
+
+def _md17_arrays(molecule: str, settings: dict, seed: int, progress: bool) -> dict[str, np.ndarray]:
+    atoms = molecule_from_smiles(MD17_MOLECULES[molecule], seed=seed)
+    biased, biased_forces, biased_energies = xtb_langevin(atoms, settings["n_biased"], 1, seed, progress,
+                                                          f"{molecule} biased")
+    steps = settings["burn_in"] + settings["n_reference"] * settings["thinning"]
+    reference, _, reference_energies = xtb_langevin(atoms, steps, settings["thinning"], seed + 1, progress,
+                                                    f"{molecule} reference")
+    skip = settings["burn_in"] // settings["thinning"]
+    return dict(numbers=atoms.numbers, biased=biased, biased_forces=biased_forces, biased_energies=biased_energies,
+                reference=reference[skip:], reference_energies=reference_energies[skip:])
+
+
+def md17_data(size: str, cache_dir: str | Path, seed: int = 0, progress: bool = False) -> list[BenchData]:
+    """MD17-like molecules: GFN2-xTB Langevin MD at 500 K; "biased" = the first n_biased steps of one
+    run, reference = a second, independent run after burn-in, one frame every `thinning` steps."""
+    settings = DATA["md17"][size]
+    out = []
+    for molecule in settings["molecules"]:
+        generation = dict(molecule=molecule, smiles=MD17_MOLECULES[molecule], seed=seed,
+                          temperature_K=MD17_TEMPERATURE, timestep_fs=MD17_TIMESTEP, friction_per_fs=MD17_FRICTION,
+                          method="GFN2-xTB", **{k: v for k, v in settings.items() if k != "molecules"})
+        entry = load_or_generate(cache_dir, f"md17-{molecule}", generation,
+                                 functools.partial(_md17_arrays, molecule, settings, seed, progress))
+        arrays = entry.arrays
+        out.append(BenchData(
+            name=f"md17-{molecule}", numbers=arrays["numbers"], reference=arrays["reference"],
+            training={"biased": (arrays["biased"], arrays["biased_forces"])}, temperature=MD17_TEMPERATURE,
+            cache=_cache_info(entry),
+        ))
+    return out
+
+
+def _ala2_run(n_frames: int, interval: int, burn_in: int, seed: int, progress: bool, label: str):
+    """One amber14 vacuum Langevin run at 300 K (2 fs, H-bond constraints) from the minimized PDB:
+    Frames of every `interval`-th step after `burn_in` steps."""
+    try:
+        import openmm
+        from openmm import app, unit
+    except ImportError as error:
+        raise ImportError("the ala2 benchmark needs OpenMM and mdtraj: pip install 'ase-psm[openmm]'") from error
+    from ..openmm import FrameRecorder
+
+    pdb = app.PDBFile(str(ALA2_PDB))
+    system = app.ForceField("amber14-all.xml").createSystem(pdb.topology, nonbondedMethod=app.NoCutoff,
+                                                            constraints=app.HBonds)
+    integrator = openmm.LangevinMiddleIntegrator(ALA2_TEMPERATURE * unit.kelvin, 1 / unit.picosecond,
+                                                 ALA2_TIMESTEP * unit.picosecond)
+    integrator.setRandomNumberSeed(seed + 1)  # 0 would mean "random" in OpenMM
+    names = [openmm.Platform.getPlatform(i).getName() for i in range(openmm.Platform.getNumPlatforms())]
+    platform = openmm.Platform.getPlatformByName("CPU" if "CPU" in names else "Reference")
+    simulation = app.Simulation(pdb.topology, system, integrator, platform)
+    simulation.context.setPositions(pdb.positions)
+    simulation.minimizeEnergy()
+    simulation.context.setVelocitiesToTemperature(ALA2_TEMPERATURE * unit.kelvin, seed + 1)
+    if burn_in:
+        simulation.step(burn_in)
+    recorder = FrameRecorder(interval)
+    simulation.reporters.append(recorder)
+    chunk = interval * max(1, n_frames // 50)
+    total = n_frames * interval
+    with tqdm(total=total, desc=f"OpenMM {label}", disable=not progress, leave=False) as bar:
+        done = 0
+        while done < total:
+            steps = min(chunk, total - done)
+            simulation.step(steps)
+            done += steps
+            bar.update(steps)
+    return recorder.frames()
+
+
+def ala2_data(size: str, cache_dir: str | Path, seed: int = 0, progress: bool = False) -> BenchData:
+    """Alanine dipeptide (amber14, vacuum, 300 K): "biased" = the first frames of one run from the
+    minimized PDB; reference = a second run after a burn-in of 10 reference intervals."""
+    settings = DATA["ala2"][size]
+
+    def generate() -> dict[str, np.ndarray]:
+        biased = _ala2_run(settings["n_biased"], settings["biased_interval"], 0, seed, progress, "biased")
+        reference = _ala2_run(settings["n_reference"], settings["reference_interval"],
+                              10 * settings["reference_interval"], seed + 1, progress, "reference")
+        return dict(numbers=biased.numbers, biased=biased.positions, biased_forces=biased.forces,
+                    reference=reference.positions)
+
+    generation = dict(settings, seed=seed, temperature_K=ALA2_TEMPERATURE, timestep_ps=ALA2_TIMESTEP,
+                      forcefield="amber14-all", constraints="HBonds", pdb=ALA2_PDB.name)
+    entry = load_or_generate(cache_dir, "ala2", generation, generate)
+    arrays = entry.arrays
+    return BenchData(
+        name="ala2", numbers=arrays["numbers"], reference=arrays["reference"],
+        training={"biased": (arrays["biased"], arrays["biased_forces"])}, temperature=ALA2_TEMPERATURE,
+        topology=str(ALA2_PDB), cache=_cache_info(entry),
+    )
+
+
+def load_system(system: str, size: str, cache_dir: str | Path, progress: bool = False) -> list[BenchData]:
+    """The data sets of one benchmark system (md17: one per molecule), generated or from the cache."""
+    if system in ("lj13", "lj55"):
+        return [lj_data(int(system[2:]), size, cache_dir)]
+    if system == "md17":
+        return md17_data(size, cache_dir, progress=progress)
+    if system == "ala2":
+        return [ala2_data(size, cache_dir, progress=progress)]
+    raise ValueError(f"unknown benchmark system {system!r}; choose from lj13, lj55, md17, ala2")

@@ -1,0 +1,124 @@
+"""Markdown tables (mean ± std over seeds, beside the papers' numbers) and plots of benchmark results."""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+from .data import BenchData
+from .evaluate import metric_names
+
+#: Published numbers: (dataset, protocol, model) -> {metric: value}. LJ: PSM paper Table 2 (iDEM's
+#: reference); MD17: PSM paper h(r) MAE. Their references are not ours (we sample our own).
+PAPER: dict[tuple[str, str, str], dict[str, float]] = {
+    ("lj13", "table2", "iDEM"): {"distance_tvd": 0.044, "x_w2": 4.26},
+    ("lj13", "table2", "piecewise"): {"distance_tvd": 0.0582, "x_w2": 4.287},
+    ("lj13", "table2", "piecewise-weighted"): {"distance_tvd": 0.0585, "x_w2": 4.278},
+    ("lj55", "table2", "piecewise-weighted"): {"distance_tvd": 0.023, "x_w2": 16.054},
+    **{
+        (f"md17-{molecule}", "biased", model): {"hr_mae": value}
+        for molecule, (dsm, psm) in {
+            "aspirin": (0.124, 0.051), "ethanol": (0.119, 0.085), "malonaldehyde": (0.100, 0.063),
+            "naphthalene": (0.126, 0.070), "salicylic_acid": (0.080, 0.055), "toluene": (0.097, 0.077),
+            "uracil": (0.075, 0.056),
+        }.items()
+        for model, value in (("dsm", dsm), ("piecewise-weighted", psm))
+    },
+}
+MODEL_ORDER = ("dsm", "piecewise", "piecewise-weighted", "gpff", "tsf-psm")
+
+
+def load_results(out: str | Path) -> list[dict]:
+    """Every ``<out>/results/*.json``."""
+    return [json.loads(path.read_text()) for path in sorted(Path(out).glob("results/*.json"))]
+
+
+def mean_std(values: list[float | None]) -> str:
+    """'mean ± std' (sample std) of the non-null values, 'n/a' if none; the count of nulls if any."""
+    finite = [v for v in values if v is not None]
+    if not finite:
+        return "n/a"
+    text = f"{np.mean(finite):.4g}" + (f" ± {np.std(finite, ddof=1):.2g}" if len(finite) > 1 else "")
+    return text + (f" ({len(values) - len(finite)} null)" if len(finite) < len(values) else "")
+
+
+def _value(metrics: dict, name: str) -> str:
+    value = metrics["values"].get(name)
+    return "n/a" if value is None else f"{value:.4g}"
+
+
+def table(results: list[dict], dataset: str, protocol: str) -> str:
+    """A Markdown table for one (dataset, protocol): rows per model, the training set and the floor."""
+    rows = [r for r in results if r["dataset"] == dataset and r["protocol"] == protocol]
+    if not rows:
+        return ""
+    names = list(rows[0]["metrics"]["values"])
+    header = ("| model | seeds | " + " | ".join(names) + f" | {names[0]} / training set's | paper "
+              "| train + sample (s) |")
+    title = (f"**{dataset}, protocol {protocol}** ({rows[0]['size']} size, {rows[0]['n_samples']} samples, "
+             f"{rows[0]['n_training']} training structures, {rows[0]['n_reference']} reference)")
+    lines = [title, "",
+             header, "|" + "---|" * (header.count("|") - 1)]
+    by_model: dict[str, list[dict]] = defaultdict(list)
+    for row in rows:
+        by_model[row["model"]].append(row)
+    for model in sorted(by_model, key=lambda m: MODEL_ORDER.index(m) if m in MODEL_ORDER else 99):
+        group = by_model[model]
+        cells = [mean_std([r["metrics"]["values"].get(n) for r in group]) for n in names]
+        paper = PAPER.get((dataset, protocol, model), {})
+        wall = mean_std([r["wall_s"]["train_s"] + r["wall_s"]["sample_s"] for r in group])
+        ratio = mean_std([r["debias_ratio"].get(names[0]) for r in group])
+        lines.append(f"| {model} | {len(group)} | " + " | ".join(cells) + f" | {ratio} | {_paper_text(paper)} | {wall} |")
+    for label, key in (("training set (its own metric)", "training_set"), ("floor (reference subset)", "floor")):
+        cells = [_value(rows[0][key], n) for n in names]
+        lines.append(f"| {label} | – | " + " | ".join(cells) + " | | | |")
+    for (name, proto, model), paper in PAPER.items():
+        if name == dataset and proto == protocol and model not in by_model:
+            lines.append(f"| {model} (paper only) | – | " + " | ".join("" for _ in names) + f" | | {_paper_text(paper)} | |")
+    return "\n".join(lines) + "\n"
+
+
+def _paper_text(paper: dict[str, float]) -> str:
+    return ", ".join(f"{k} {v}" for k, v in paper.items())
+
+
+def write_report(out: str | Path) -> Path:
+    """``<out>/results.md``: one table per (dataset, protocol) of every result in ``<out>/results``."""
+    results = load_results(out)
+    keys = sorted({(r["dataset"], r["protocol"]) for r in results})
+    text = "# Benchmark results\n\nMean ± sample std over seeds. Reference: our own sampling.\n\n"
+    text += "\n".join(table(results, dataset, protocol) for dataset, protocol in keys)
+    path = Path(out) / "results.md"
+    path.write_text(text)
+    return path
+
+
+def write_plots(data: BenchData, protocol: str, out: str | Path) -> list[Path]:
+    """h(r) overlays (and LJ energy histograms, ala2 Ramachandran maps) of the seed-0 samples of every
+    model beside the training set, in ``<out>/plots``."""
+    from ..metrics import phi_psi, plot_energy_histograms, plot_hr, plot_ramachandran
+    from ..systems import lj_energy
+
+    out = Path(out)
+    named = {"training set": data.training[protocol][0]}
+    for path in sorted(out.glob(f"runs/{data.name}_{protocol}_*_seed0/samples.npy")):
+        samples = np.load(path)
+        samples = samples[np.isfinite(samples).all(axis=(1, 2))]
+        if len(samples):
+            named[path.parent.name.removeprefix(f"{data.name}_{protocol}_").removesuffix("_seed0")] = samples
+    stem = out / "plots" / f"{data.name}_{protocol}"
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    written = [plot_hr(named, data.reference, f"{stem}_hr.png")]
+    if data.name.startswith("lj"):
+        with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+            energies = {name: lj_energy(x) for name, x in named.items()}
+            energies = {name: e[np.isfinite(e)] for name, e in energies.items()}
+        written.append(plot_energy_histograms(energies, lj_energy(data.reference), f"{stem}_energy.png",
+                                              unit="ε"))
+    if "ramachandran_tvd" in metric_names(data):
+        angles = {name: phi_psi(x, data.topology) for name, x in named.items()}
+        written.append(plot_ramachandran(angles, phi_psi(data.reference, data.topology), f"{stem}_ramachandran.png"))
+    return written

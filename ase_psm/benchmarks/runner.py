@@ -1,0 +1,218 @@
+"""Run one benchmark system end to end: data (cached), training, sampling, evaluation, JSON results."""
+
+from __future__ import annotations
+
+import json
+import platform
+import shlex
+import sys
+import time
+import warnings
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import cast
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from ..metrics import SampleReport
+from .config import MODELS, PROTOCOLS, SIZES, SYSTEMS, TRAIN, ModelSpec, TrainSettings
+from .data import BenchData, load_system
+from .evaluate import evaluate, floor_metrics
+
+
+@dataclass
+class BenchConfig:
+    """What `ase-psm bench` runs."""
+
+    system: str
+    size: str = "cpu"
+    seeds: int = 3
+    device: str = "cpu"
+    out: Path = Path("bench")
+    cache: Path | None = None
+    """Data cache directory (default: <out>/cache)."""
+    models: tuple[str, ...] = tuple(MODELS)
+    protocols: tuple[str, ...] | None = None
+    """Default: every protocol of the system."""
+    threads: int | None = None
+    """torch CPU threads (None: torch's default)."""
+    progress: bool = True
+    resume: bool = False
+    """Skip runs whose result JSON already exists (and load it)."""
+    command: str = field(default_factory=lambda: shlex.join(["ase-psm", *sys.argv[1:]]))
+
+    def __post_init__(self) -> None:
+        if self.system not in SYSTEMS:
+            raise ValueError(f"unknown system {self.system!r}; choose from {', '.join(SYSTEMS)}")
+        if self.size not in SIZES:
+            raise ValueError(f"unknown size {self.size!r}; choose from {', '.join(SIZES)}")
+        unknown = [m for m in self.models if m not in MODELS]
+        if unknown:
+            raise ValueError(f"unknown model(s) {unknown}; choose from {', '.join(MODELS)}")
+        if self.seeds < 1:
+            raise ValueError(f"--seeds must be >= 1, got {self.seeds}")
+        self.protocols = tuple(self.protocols or PROTOCOLS[self.system])
+        bad = [p for p in self.protocols if p not in PROTOCOLS[self.system]]
+        if bad:
+            raise ValueError(f"{self.system} has protocols {PROTOCOLS[self.system]}, not {bad}")
+        self.out = Path(self.out)
+        self.cache = Path(self.cache) if self.cache is not None else self.out / "cache"
+
+
+@dataclass
+class RunResult:
+    """One (data set, protocol, model, seed) run; written as JSON."""
+
+    system: str
+    dataset: str
+    protocol: str
+    model: str
+    loss: str
+    sigma_conditioned: bool | None
+    seed: int
+    size: str
+    metrics: dict
+    training_set: dict
+    """The training set's own metrics against the reference (DESIGN "debias ratio")."""
+    floor: dict
+    """Metrics of as many reference structures against the rest (finite-sample floor)."""
+    debias_ratio: dict
+    """metric(samples) / metric(training set) per metric; < 1: closer to the reference than the data."""
+    n_samples: int
+    n_training: int
+    n_reference: int
+    sample_report: str
+    invalid: int
+    settings: dict
+    data_cache: dict
+    wall_s: dict
+    device: dict
+    command: str
+
+
+def device_info(device: str) -> dict:
+    """The machine a run used, in words."""
+    import os
+
+    import torch
+
+    info = {"requested": device, "cpu": platform.processor() or platform.machine(), "cpu_count": os.cpu_count(),
+            "torch_threads": torch.get_num_threads(), "torch": torch.__version__, "python": platform.python_version()}
+    if device != "cpu" and torch.cuda.is_available():
+        info["gpu"] = torch.cuda.get_device_name(0)
+    return info
+
+
+#: Metrics where smaller is closer to the reference; the debias ratio is reported for these.
+DISTANCE_METRICS = ("distance_tvd", "x_w2", "energy_w2", "hr_mae", "ramachandran_tvd")
+
+
+def _ratio(samples: dict, training: dict) -> dict:
+    out = {}
+    for name, value in samples.items():
+        if name not in DISTANCE_METRICS:
+            continue
+        base = training.get(name)
+        out[name] = value / base if value is not None and base not in (None, 0.0) else None
+    return out
+
+
+def train_and_sample(data: BenchData, protocol: str, spec: ModelSpec, seed: int, settings: TrainSettings,
+                     config: BenchConfig, run_dir: Path) -> tuple[np.ndarray, str, int, dict]:
+    """Train one model and draw its samples: (positions, report text, invalid count, wall times in s)."""
+    import ase
+
+    from ..data import Frames
+    from ..generate import sample
+    from ..train import train
+
+    positions, forces = data.training[protocol]
+    frames = Frames(data.numbers, positions, forces=forces)
+    checkpoint = run_dir / "model.pt"
+    started = time.perf_counter()
+    train(
+        frames, checkpoint, loss=spec.loss, sigma_conditioned=spec.sigma_conditioned, kT=data.kT,
+        temperature=data.temperature, steps=settings.steps, batch_size=min(settings.batch_size, len(positions)),
+        seed=seed, schedule=dict(sigma_min=settings.sigma_min, sigma_max=settings.sigma_max), model=dict(settings.model),
+        device=config.device, val_every=settings.val_every, loss_weighting=settings.loss_weighting,
+        progress=config.progress,
+    )
+    train_s = time.perf_counter() - started
+    started = time.perf_counter()
+    with warnings.catch_warnings():  # invalid structures are kept, counted and reported in the JSON
+        warnings.simplefilter("ignore", RuntimeWarning)
+        result = sample(
+            checkpoint, ase.Atoms(numbers=data.numbers, positions=data.reference[0]), n=settings.n_samples,
+            sampler=settings.sampler, steps=settings.sample_steps, seed=seed, device=config.device,
+            progress=config.progress, on_invalid="keep", check_bonds=not data.name.startswith("lj"),
+            return_report=True,
+        )
+    structures, report = cast(tuple[list[ase.Atoms], SampleReport], result)
+    sample_s = time.perf_counter() - started
+    samples = np.stack([atoms.positions for atoms in structures])
+    np.save(run_dir / "samples.npy", samples)
+    return samples, str(report), report.invalid, {"train_s": train_s, "sample_s": sample_s}
+
+
+def run_one(data: BenchData, protocol: str, model: str, seed: int, config: BenchConfig,
+            baselines: dict[str, dict]) -> RunResult:
+    """Train, sample, evaluate and write ``<out>/results/<dataset>_<protocol>_<model>_seed<seed>.json``."""
+    spec, settings = MODELS[model], TRAIN[config.system][config.size]
+    run_dir = config.out / "runs" / f"{data.name}_{protocol}_{model}_seed{seed}"
+    path = config.out / "results" / f"{run_dir.name}.json"
+    if config.resume and path.is_file():
+        return RunResult(**json.loads(path.read_text()))
+    run_dir.mkdir(parents=True, exist_ok=True)
+    samples, report, invalid, wall = train_and_sample(data, protocol, spec, seed, settings, config, run_dir)
+    started = time.perf_counter()
+    metrics = evaluate(samples, data).as_dict()
+    wall["eval_s"] = time.perf_counter() - started
+    wall["data_generation_s"] = data.cache.get("generation_s", 0.0)
+    result = RunResult(
+        system=config.system, dataset=data.name, protocol=protocol, model=model, loss=spec.loss,
+        sigma_conditioned=spec.sigma_conditioned, seed=seed, size=config.size, metrics=metrics,
+        training_set=baselines["training"], floor=baselines["floor"],
+        debias_ratio=_ratio(metrics["values"], baselines["training"]["values"]), n_samples=len(samples),
+        n_training=len(data.training[protocol][0]), n_reference=len(data.reference), sample_report=report,
+        invalid=invalid, settings=asdict(settings), data_cache=data.cache, wall_s=wall,
+        device=device_info(config.device), command=config.command,
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(asdict(result), indent=2))
+    return result
+
+
+def run_benchmark(config: BenchConfig) -> list[RunResult]:
+    """Every (data set, protocol, model, seed) of `config`; returns the results (also written as JSON)
+    and writes the plots and ``<out>/results.md``."""
+    import torch
+
+    from .report import write_plots, write_report
+
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    started = time.perf_counter()
+    assert config.cache is not None  # set by __post_init__
+    datasets = load_system(config.system, config.size, config.cache, progress=config.progress)
+    data_s = time.perf_counter() - started
+    settings = TRAIN[config.system][config.size]
+    assert config.protocols is not None
+    jobs = [(d, p, m, s) for d in datasets for p in config.protocols for m in config.models for s in range(config.seeds)]
+    baselines: dict[tuple[str, str], dict] = {}
+    results = []
+    for data, protocol, model, seed in tqdm(jobs, desc=f"bench {config.system}", disable=not config.progress):
+        key = (data.name, protocol)
+        if key not in baselines:
+            baselines[key] = {"training": evaluate(data.training[protocol][0], data).as_dict(),
+                              "floor": floor_metrics(data, settings.n_samples).as_dict()}
+        results.append(run_one(data, protocol, model, seed, config, baselines[key]))
+    for data in datasets:
+        for protocol in config.protocols:
+            write_plots(data, protocol, config.out)
+    write_report(config.out)
+    manifest = {"config": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(config).items()},
+                "data": {d.name: d.cache for d in datasets}, "data_s": data_s,
+                "total_s": time.perf_counter() - started, "runs": len(results), "device": device_info(config.device)}
+    (config.out / f"manifest-{config.system}-{config.size}.json").write_text(json.dumps(manifest, indent=2))
+    return results

@@ -1,0 +1,49 @@
+"""``ase-psm bench SYSTEM``: generate data (cached), train the compared models, sample, evaluate,
+write JSON results, a Markdown table and plots."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def _csv(text: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in text.split(",") if part.strip())
+
+
+def _bench(args: argparse.Namespace) -> None:
+    from ..benchmarks import BenchConfig, run_benchmark, write_report
+
+    if args.report_only:
+        print(f"wrote {write_report(Path(args.out))}")
+        return
+    config = BenchConfig(
+        system=args.system, size=args.size, seeds=args.seeds, device=args.device, out=Path(args.out),
+        cache=Path(args.cache) if args.cache else None, models=args.models, protocols=args.protocols,
+        threads=args.threads, progress=not args.quiet, resume=args.resume,
+    )
+    results = run_benchmark(config)
+    print(f"{len(results)} runs; results in {config.out / 'results'}, table in {config.out / 'results.md'}, "
+          f"plots in {config.out / 'plots'}")
+    print((config.out / "results.md").read_text())
+
+
+def register(commands) -> None:
+    """Add the ``bench`` command to the ``ase-psm`` subparsers `commands`."""
+    from ..benchmarks.config import MODELS, SIZES, SYSTEMS
+
+    bench = commands.add_parser("bench", help="benchmark suite: data, training, sampling and metrics of one system")
+    bench.add_argument("system", choices=SYSTEMS, help="lj13, lj55, md17 (GFN2-xTB, needs [bench]), ala2 (OpenMM)")
+    bench.add_argument("--size", choices=SIZES, default="cpu",
+                       help="tiny: seconds (CI); cpu: CPU-hours budget; paper: paper-like budget (GPU)")
+    bench.add_argument("--seeds", type=int, default=3, help="training/sampling seeds per model (data is shared)")
+    bench.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, auto")
+    bench.add_argument("--out", default="bench", help="directory for results/, runs/, plots/, results.md")
+    bench.add_argument("--cache", help="data cache directory (default: <out>/cache)")
+    bench.add_argument("--models", type=_csv, default=tuple(MODELS),
+                       help=f"comma-separated subset of {','.join(MODELS)}")
+    bench.add_argument("--protocols", type=_csv, help="comma-separated: table2,biased (LJ) or biased (default: all)")
+    bench.add_argument("--threads", type=int, help="torch CPU threads")
+    bench.add_argument("--resume", action="store_true", help="skip runs whose results/<run>.json exists")
+    bench.add_argument("--report-only", action="store_true", help="only rebuild <out>/results.md from the JSON files")
+    bench.set_defaults(run=_bench)

@@ -1,0 +1,154 @@
+"""Drug-like molecules for conformer generation: SMILES -> ase.Atoms conformers, and bond perception.
+
+Needs RDKit (``pip install "ase-psm[molecules]"``). Reference conformers come from ETKDG
+(v3) embedding followed by an MMFF94 optimisation. :func:`perceive` reads bonds back from
+bare coordinates (RDKit ``rdDetermineBonds``, total charge 0) and returns the canonical SMILES
+with stereo (assigned from 3D), which is how generated conformers are judged:
+
+- *valid*: bonds and bond orders can be assigned, the molecule sanitizes and is one fragment;
+- *graph recovery*: the perceived SMILES equals the reference's (same graph and stereo).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Sequence
+
+import ase
+import numpy as np
+
+ORGANIC_ELEMENTS = ("H", "C", "N", "O", "F", "S", "Cl")
+MAX_NEIGHBOURS = {1: 1, 6: 4, 7: 4, 8: 2, 9: 1, 16: 6, 17: 1}
+"""Upper bounds on bonded neighbours (loose: bond-order assignment decides the rest); S: 6 as in sulfones."""
+
+
+def _rdkit():
+    try:
+        from rdkit import Chem, RDLogger
+    except ImportError as error:  # pragma: no cover - depends on the environment
+        raise ImportError(
+            "this needs RDKit: pip install 'ase-psm[molecules]' (or pip install rdkit)"
+        ) from error
+    RDLogger.DisableLog("rdApp.*")
+    return Chem
+
+
+def nci_smiles_path() -> str:
+    """Path of RDKit's bundled ``NCI/first_5K.smi`` (5000 NCI compounds, one SMILES a line)."""
+    _rdkit()
+    from rdkit import RDConfig
+
+    return os.path.join(RDConfig.RDDataDir, "NCI", "first_5K.smi")
+
+
+def read_smiles(path: str | os.PathLike) -> list[str]:
+    """The first column of a whitespace-separated SMILES file."""
+    with open(path) as handle:
+        return [line.split()[0] for line in handle if line.strip() and not line.startswith("#")]
+
+
+def filter_smiles(
+    smiles: Iterable[str],
+    elements: Sequence[str] = ORGANIC_ELEMENTS,
+    max_heavy_atoms: int = 15,
+    min_heavy_atoms: int = 3,
+) -> list[str]:
+    """Neutral, single-fragment molecules of ``elements`` with min..max heavy atoms, no radicals.
+
+    Returns canonical SMILES (with any stereo the input gives), without duplicates, in input order.
+    """
+    Chem = _rdkit()
+    allowed = set(elements)
+    kept: list[str] = []
+    seen: set[str] = set()
+    for text in smiles:
+        mol = Chem.MolFromSmiles(text)
+        if mol is None or "." in Chem.MolToSmiles(mol):
+            continue
+        if not min_heavy_atoms <= mol.GetNumHeavyAtoms() <= max_heavy_atoms:
+            continue
+        atoms = list(mol.GetAtoms())
+        if any(a.GetSymbol() not in allowed or a.GetFormalCharge() or a.GetNumRadicalElectrons() for a in atoms):
+            continue
+        canonical = Chem.MolToSmiles(mol)
+        if canonical not in seen:
+            seen.add(canonical)
+            kept.append(canonical)
+    return kept
+
+
+def embed(smiles: str, n_conformers: int = 1, seed: int = 0, mmff: bool = True) -> list[ase.Atoms]:
+    """Conformers of ``smiles`` (explicit hydrogens) from ETKDG, MMFF-optimised.
+
+    Each Atoms has ``info["smiles"]`` (the input) and ``info["reference_smiles"]``: what
+    :func:`perceive` reads from that conformer (canonical, stereo from 3D). Conformers whose
+    perceived SMILES differs from the input's graph are dropped; an empty list when none embed.
+    """
+    Chem = _rdkit()
+    from rdkit.Chem import rdDistGeom, rdForceFieldHelpers
+
+    mol = Chem.MolFromSmiles(smiles)
+    if mol is None:
+        return []
+    mol = Chem.AddHs(mol)
+    params = rdDistGeom.ETKDGv3()
+    params.randomSeed = int(seed)  # type: ignore[assignment]  # the stub types the property oddly
+    conformer_ids = list(rdDistGeom.EmbedMultipleConfs(mol, numConfs=n_conformers, params=params))
+    if not conformer_ids:
+        return []
+    if mmff and rdForceFieldHelpers.MMFFHasAllMoleculeParams(mol):
+        rdForceFieldHelpers.MMFFOptimizeMoleculeConfs(mol, maxIters=2000)
+    graph = _graph_smiles(Chem, Chem.MolFromSmiles(smiles))
+    numbers = np.array([atom.GetAtomicNum() for atom in mol.GetAtoms()])
+    structures = []
+    for conformer_id in conformer_ids:
+        positions = mol.GetConformer(conformer_id).GetPositions()
+        atoms = ase.Atoms(numbers=numbers, positions=positions - positions.mean(axis=0))
+        valid, perceived = perceive(atoms)
+        if not valid or perceived is None or _graph_smiles(Chem, Chem.MolFromSmiles(perceived)) != graph:
+            continue
+        atoms.info.update(smiles=smiles, reference_smiles=perceived)
+        structures.append(atoms)
+    return structures
+
+
+def _graph_smiles(Chem, mol) -> str | None:
+    """Canonical SMILES without stereo (the bare molecular graph)."""
+    return None if mol is None else Chem.MolToSmiles(mol, isomericSmiles=False)
+
+
+def perceive(atoms: ase.Atoms, charge: int = 0) -> tuple[bool, str | None]:
+    """Bonds from coordinates: (valid, canonical SMILES with stereo from 3D, or None).
+
+    Valid means RDKit ``DetermineBonds`` (connectivity from covalent radii, then bond orders
+    for total ``charge``) succeeds, the molecule sanitizes and it is one connected fragment.
+    An invalid structure that still gets bonds returns its (disconnected) SMILES.
+    """
+    Chem = _rdkit()
+    from rdkit.Chem import rdDetermineBonds
+
+    positions = np.asarray(atoms.positions, dtype=float)
+    if not np.all(np.isfinite(positions)):
+        return False, None
+    mol = Chem.RWMol()
+    conformer = Chem.Conformer(len(atoms))
+    for index, (number, xyz) in enumerate(zip(atoms.numbers, positions)):
+        mol.AddAtom(Chem.Atom(int(number)))
+        conformer.SetAtomPosition(index, [float(v) for v in xyz])
+    mol.AddConformer(conformer, assignId=True)
+    try:
+        rdDetermineBonds.DetermineConnectivity(mol)
+        if len(Chem.GetMolFrags(mol)) != 1:
+            return False, Chem.MolToSmiles(mol)
+        if any(atom.GetDegree() > MAX_NEIGHBOURS.get(atom.GetAtomicNum(), 6) for atom in mol.GetAtoms()):
+            return False, Chem.MolToSmiles(mol)  # over-coordinated: no neutral bond orders (and slow to try)
+        rdDetermineBonds.DetermineBondOrders(mol, charge=charge)
+        Chem.SanitizeMol(mol)
+        Chem.AssignStereochemistryFrom3D(mol)
+        smiles = Chem.MolToSmiles(Chem.RemoveHs(mol))
+    except Exception:  # noqa: BLE001 (RDKit raises ValueError, RuntimeError and its own types)
+        return False, None
+    if any(atom.GetFormalCharge() for atom in mol.GetAtoms()):
+        # a neutral input must come back as a neutral molecule: charge separation is a failed perception
+        return False, smiles
+    return True, smiles

@@ -1,0 +1,225 @@
+"""Conformer benchmark in GPFF's style (issue 5): a time-step-free model of many drug-like molecules.
+
+Data: RDKit's bundled ``NCI/first_5K.smi``, filtered to neutral single-fragment molecules of
+H, C, N, O, F, S, Cl with few heavy atoms; reference conformers from ETKDG + MMFF. Molecules are
+split (by SMILES, seeded) into training and held-out test molecules. One GPFF network is trained
+on all training molecules (:func:`ase_psm.train.multi.train_molecules`), then each test molecule
+is generated from a Gaussian prior with :func:`ase_psm.sample` (``adaptive``: steps = the maximum
+NFE; ``direct``: steps = NFE) and judged by :func:`ase_psm.data.molecules.perceive`:
+
+- validity: bonds perceived from the coordinates give a valid, connected, neutral molecule;
+- graph recovery: its canonical SMILES with stereo equals the reference conformer's.
+
+Editing: half of the heavy atoms (the first in SMILES order, with their hydrogens) are held by
+FixAtoms and the rest is regenerated from noise around the template.
+
+    python benchmarks/conformers.py --size tiny            # smoke test, < 1 minute
+    nice python benchmarks/conformers.py --size cpu --out runs/conformers_cpu
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import random
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import ase
+import numpy as np
+import torch
+from ase.constraints import FixAtoms
+
+from ase_psm import sample
+from ase_psm.data.molecules import embed, filter_smiles, nci_smiles_path, perceive, read_smiles
+from ase_psm.model import PseudoForceNet
+from ase_psm.train.multi import MOLECULE_SCHEDULE, train_molecules
+
+SIZES: dict[str, dict] = {
+    "tiny": dict(
+        n_train=16, n_test=2, max_heavy=6, conformers=1, steps=15, batch_size=4, time_limit=None,
+        samples=1, nfe=(6, 16), samplers=("adaptive", "direct"), edit_nfe=16,
+        model=dict(hidden_irreps="8x0e + 4x1e", num_layers=1, num_radial=32, radial_hidden=16),
+    ),
+    "cpu": dict(
+        n_train=500, n_test=50, max_heavy=12, conformers=2, steps=3600, batch_size=12, time_limit=19 * 60,
+        samples=1, nfe=(6, 16, 64, 256), samplers=("adaptive", "direct"), edit_nfe=64,
+        model=dict(hidden_irreps="32x0e + 8x1e", num_layers=3, radial_hidden=32),
+    ),
+}
+PRIOR_SIGMA = MOLECULE_SCHEDULE.sigma_max
+"""Width (Å) of the Gaussian prior and of the noise on regenerated atoms: the top of the training range."""
+STRUCTURE_SIGMA = 1.0
+"""Noise (Å) on the reference conformer for the structural-prior row."""
+
+
+def prepare(size: dict, seed: int) -> tuple[list[ase.Atoms], list[ase.Atoms]]:
+    """Training conformers and held-out test conformers (one each), split by molecule."""
+    smiles = filter_smiles(read_smiles(nci_smiles_path()), max_heavy_atoms=size["max_heavy"])
+    random.Random(seed).shuffle(smiles)
+    test: list[ase.Atoms] = []
+    train: list[ase.Atoms] = []
+    for index, text in enumerate(smiles):
+        if len(test) < size["n_test"]:
+            test.extend(embed(text, 1, seed=seed + index))
+        elif len({a.info["smiles"] for a in train}) < size["n_train"]:
+            train.extend(embed(text, size["conformers"], seed=seed + index))
+        else:
+            break
+    return train, test
+
+
+def judge(structures: list[ase.Atoms], reference: str) -> tuple[int, int]:
+    """(valid, graph and stereo recovered) counts."""
+    valid = recovered = 0
+    for atoms in structures:
+        ok, smiles = perceive(atoms)
+        valid += ok
+        recovered += ok and smiles == reference
+    return valid, recovered
+
+
+def edit_template(atoms: ase.Atoms) -> ase.Atoms:
+    """The molecule with the first half of its heavy atoms and their hydrogens fixed."""
+    heavy = np.flatnonzero(atoms.numbers > 1)
+    scaffold = set(heavy[: len(heavy) // 2 + len(heavy) % 2].tolist())
+    distances = atoms.get_all_distances()
+    for h in np.flatnonzero(atoms.numbers == 1):
+        if int(heavy[np.argmin(distances[h, heavy])]) in scaffold:
+            scaffold.add(int(h))
+    template = atoms.copy()
+    template.set_constraint(FixAtoms(indices=sorted(scaffold)))
+    return template
+
+
+class NetworkCalls:
+    """Counts forward calls of every PseudoForceNet (with n = 1 structure per call, the NFE)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def __call__(self, module, inputs, output) -> None:
+        if isinstance(module, PseudoForceNet):
+            self.count += 1
+
+
+def run_case(
+    checkpoint: Path, test: list[ase.Atoms], size: dict, seed: int, *, case: str, sampler: str, nfe: int,
+    prior: str = "gaussian", sigma: float = PRIOR_SIGMA, edit: bool = False,
+) -> dict:
+    """One row of the table: every test molecule generated ``size["samples"]`` times and judged."""
+    calls = NetworkCalls()
+    handle = torch.nn.modules.module.register_module_forward_hook(calls)
+    started = time.perf_counter()
+    valid = recovered = total = 0
+    try:
+        for index, atoms in enumerate(test):
+            template = edit_template(atoms) if edit else atoms
+            # one structure at a time, so that the adaptive sampler's NFE is counted per structure
+            for repeat in range(size["samples"]):
+                structures, _ = sample(
+                    checkpoint, template, 1, sampler=sampler, steps=nfe, seed=seed + 1000 * repeat + index,
+                    prior=prior, sigma_max=sigma, on_invalid="keep", check_bonds=False, progress=False,
+                    device="cpu", return_report=True,
+                )
+                v, r = judge(structures, atoms.info["reference_smiles"])
+                valid, recovered, total = valid + v, recovered + r, total + len(structures)
+    finally:
+        handle.remove()
+    row = dict(
+        case=case, prior=prior if not edit else "template, free atoms noised", sigma_prior=sigma, sampler=sampler,
+        nfe=nfe, mean_nfe=calls.count / max(total, 1), n=total, validity=valid / total, recovery=recovered / total,
+        wall_s=time.perf_counter() - started,
+    )
+    print(json.dumps(row), flush=True)
+    return row
+
+
+def evaluate(checkpoint: Path, test: list[ase.Atoms], size: dict, seed: int) -> dict:
+    rows = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        for sampler in size["samplers"]:
+            for nfe in size["nfe"]:
+                rows.append(run_case(checkpoint, test, size, seed, case="generate", sampler=sampler, nfe=nfe))
+        rows.append(run_case(
+            checkpoint, test, size, seed, case="structural prior", sampler="adaptive", nfe=size["edit_nfe"],
+            prior="structure", sigma=STRUCTURE_SIGMA,
+        ))
+        rows.append(run_case(
+            checkpoint, test, size, seed, case="edit (half the heavy atoms fixed)", sampler="adaptive",
+            nfe=size["edit_nfe"], edit=True,
+        ))
+    return dict(rows=rows)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--size", choices=sorted(SIZES), default="tiny")
+    parser.add_argument("--out", default="runs/conformers")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--steps", type=int, help="training steps (default: the size's)")
+    parser.add_argument("--time-limit", type=float, help="training wall-time limit in s (default: the size's)")
+    parser.add_argument("--checkpoint", help="evaluate this checkpoint instead of training")
+    parser.add_argument("--progress", action="store_true")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    size = dict(SIZES[args.size])
+    if args.steps:
+        size["steps"] = args.steps
+    if args.time_limit:
+        size["time_limit"] = args.time_limit
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    train, test = prepare(size, args.seed)
+    prepare_s = time.perf_counter() - started
+    print(f"{len(train)} training conformers of {len({a.info['smiles'] for a in train})} molecules, "
+          f"{len(test)} test molecules ({prepare_s:.0f} s)", flush=True)
+    if args.checkpoint:
+        checkpoint, train_s = Path(args.checkpoint), 0.0
+    else:
+        started = time.perf_counter()
+        checkpoint = train_molecules(
+            train, out / "model.pt", steps=size["steps"], batch_size=size["batch_size"], model=size["model"],
+            seed=args.seed, time_limit=size["time_limit"], progress=args.progress,
+        )
+        train_s = time.perf_counter() - started
+    steps_done = torch.load(checkpoint, weights_only=True)["train_config"].get("steps_done")
+    print(f"trained {steps_done} steps in {train_s:.0f} s", flush=True)
+    started = time.perf_counter()
+    results = evaluate(checkpoint, test, size, args.seed)
+    results.update(
+        size=args.size, settings={k: v for k, v in size.items()}, n_train_conformers=len(train),
+        n_train_molecules=len({a.info["smiles"] for a in train}), n_test=len(test),
+        test_smiles=[a.info["reference_smiles"] for a in test], steps_done=steps_done,
+        prepare_s=prepare_s, train_s=train_s, evaluate_s=time.perf_counter() - started,
+        device=f"CPU ({platform.processor() or platform.machine()}), torch {torch.__version__}, "
+        f"{args.threads} thread(s)",
+        command=" ".join([Path(sys.argv[0]).name, *(argv if argv is not None else sys.argv[1:])]),
+    )
+    (out / "results.json").write_text(json.dumps(results, indent=1))
+    print(markdown_table(results["rows"]))
+    return results
+
+
+def markdown_table(rows: list[dict]) -> str:
+    lines = [
+        "| case | prior (Å) | sampler | steps | mean NFE | n | validity | graph + stereo recovery | wall (s) |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for row in rows:
+        lines.append(
+            f"| {row['case']} | {row['prior']}, {row['sigma_prior']:g} | {row['sampler']} | {row['nfe']} "
+            f"| {row['mean_nfe']:.1f} | {row['n']} | {100 * row['validity']:.0f} % "
+            f"| {100 * row['recovery']:.0f} % | {row['wall_s']:.0f} |"
+        )
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()

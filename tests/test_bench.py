@@ -1,0 +1,114 @@
+"""Smoke tests of `ase-psm bench SYSTEM --size tiny`: end to end, well-formed JSON, cached data reused."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from ase_psm.benchmarks import BenchConfig, content_key, load_or_generate
+from ase_psm.benchmarks.report import mean_std, table
+from ase_psm.cli.main import main
+
+MODELS = "dsm,piecewise-weighted"
+
+
+def _check_metric_set(metrics: dict) -> None:
+    assert set(metrics) == {"values", "null_reasons"}
+    for name, value in metrics["values"].items():
+        if value is None:
+            assert metrics["null_reasons"].get(name), f"{name} is null without a reason"
+        else:
+            assert isinstance(value, float) and math.isfinite(value), (name, value)
+
+
+def _check_result(path: Path, system: str) -> dict:
+    result = json.loads(path.read_text())
+    for key in ("system", "dataset", "protocol", "model", "seed", "metrics", "training_set", "floor",
+                "debias_ratio", "device", "wall_s", "command", "data_cache"):
+        assert key in result, key
+    assert result["system"] == system and result["size"] == "tiny"
+    for key in ("metrics", "training_set", "floor"):
+        _check_metric_set(result[key])
+    assert all(v is None or math.isfinite(v) for v in result["debias_ratio"].values())
+    assert result["wall_s"]["train_s"] > 0 and result["wall_s"]["sample_s"] > 0
+    assert result["n_samples"] > 0
+    return result
+
+
+def _run_twice(system: str, tmp_path: Path, protocols: str = "biased") -> None:
+    cache, out = tmp_path / "cache", tmp_path / "out"
+    argv = ["--quiet", "bench", system, "--size", "tiny", "--seeds", "1", "--models", MODELS,
+            "--protocols", protocols, "--cache", str(cache), "--out", str(out)]
+    assert main(argv) == 0
+    results = sorted((out / "results").glob("*.json"))
+    assert len(results) == len(MODELS.split(",")) * len(protocols.split(","))
+    for path in results:
+        assert _check_result(path, system)["data_cache"]["cached"] is False
+    assert (out / "results.md").read_text().count("| dsm |") == len(protocols.split(","))
+    assert any((out / "plots").glob("*_hr.png"))
+    stored = {path: path.stat().st_mtime_ns for path in cache.glob("*.npz")}
+    assert stored
+
+    # second call: the data comes from the cache (files untouched), finished runs are skipped
+    assert main([*argv, "--resume"]) == 0
+    assert {path: path.stat().st_mtime_ns for path in cache.glob("*.npz")} == stored
+    manifest = json.loads((out / f"manifest-{system}-tiny.json").read_text())
+    assert manifest["data"] and all(entry["cached"] for entry in manifest["data"].values())
+
+
+def test_bench_lj13_tiny(tmp_path):
+    _run_twice("lj13", tmp_path, protocols="table2,biased")
+
+
+def test_bench_lj55_tiny(tmp_path):
+    _run_twice("lj55", tmp_path)
+
+
+def test_bench_md17_tiny(tmp_path):
+    pytest.importorskip("rdkit")
+    pytest.importorskip("tblite")
+    _run_twice("md17", tmp_path)
+
+
+def test_bench_ala2_tiny(tmp_path):
+    pytest.importorskip("openmm")
+    pytest.importorskip("mdtraj")
+    _run_twice("ala2", tmp_path)
+
+
+def test_cache_key_and_reuse(tmp_path):
+    calls = []
+
+    def generate():
+        calls.append(1)
+        return {"x": __import__("numpy").arange(3.0)}
+
+    first = load_or_generate(tmp_path, "toy", {"n": 3}, generate)
+    second = load_or_generate(tmp_path, "toy", {"n": 3}, generate)
+    assert not first.cached and second.cached and len(calls) == 1
+    assert content_key({"n": 3}) != content_key({"n": 4})
+    assert (second.arrays["x"] == first.arrays["x"]).all()
+
+
+def test_bad_settings_give_clear_errors(tmp_path, capsys):
+    with pytest.raises(ValueError, match="unknown model"):
+        BenchConfig("lj13", models=("nope",))
+    with pytest.raises(ValueError, match="protocols"):
+        BenchConfig("md17", protocols=("table2",))
+    assert main(["bench", "lj13", "--models", "nope", "--out", str(tmp_path)]) == 2
+    assert "unknown model" in capsys.readouterr().err
+
+
+def test_table_mean_std():
+    assert mean_std([1.0, 3.0]) == "2 ± 1.4"
+    assert mean_std([None]) == "n/a"
+    assert mean_std([1.0, None]) == "1 (1 null)"
+    row = {"dataset": "lj13", "protocol": "biased", "size": "tiny", "n_samples": 2, "n_training": 3, "n_reference": 4,
+           "model": "dsm", "metrics": {"values": {"distance_tvd": 0.1}, "null_reasons": {}},
+           "training_set": {"values": {"distance_tvd": 0.05}, "null_reasons": {}}, "debias_ratio": {"distance_tvd": 2.0},
+           "floor": {"values": {"distance_tvd": 0.01}, "null_reasons": {}}, "wall_s": {"train_s": 1.0, "sample_s": 1.0}}
+    text = table([row], "lj13", "biased")
+    assert "| dsm | 1 | 0.1 | 2 |" in text and "training set" in text

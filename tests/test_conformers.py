@@ -1,0 +1,109 @@
+"""Conformer benchmark (issue 5): bond perception, multi-molecule GPFF training and the tiny run end to end."""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("rdkit")
+
+from ase.constraints import FixAtoms
+
+from ase_psm import sample
+from ase_psm.data.molecules import embed, filter_smiles, perceive
+from ase_psm.train.multi import train_molecules
+
+BENCHMARK = Path(__file__).resolve().parents[1] / "benchmarks" / "conformers.py"
+
+
+def test_perceive_ethanol_from_etkdg():
+    (atoms,) = embed("OCC", seed=1)
+    assert len(atoms) == 9
+    assert perceive(atoms) == (True, "CCO")
+    assert atoms.info["reference_smiles"] == "CCO"
+
+
+def test_perceive_stretched_bond_is_invalid():
+    (atoms,) = embed("CCO")
+    oxygen = int(np.flatnonzero(atoms.numbers == 8)[0])
+    carbons = np.flatnonzero(atoms.numbers == 6)
+    bonded = carbons[np.argmin(atoms.get_distances(oxygen, carbons))]
+    direction = atoms.positions[oxygen] - atoms.positions[bonded]
+    atoms.positions[oxygen] += 2.5 * direction / np.linalg.norm(direction)
+    valid, smiles = perceive(atoms)
+    assert not valid
+    assert smiles != "CCO"
+
+
+def test_perceive_mirror_image_flips_stereo():
+    (atoms,) = embed("C[C@H](N)C(=O)O")
+    valid, smiles = perceive(atoms)
+    assert valid and smiles == "C[C@H](N)C(=O)O"
+    mirrored = atoms.copy()
+    mirrored.positions[:, 0] *= -1
+    valid_mirror, smiles_mirror = perceive(mirrored)
+    assert valid_mirror and smiles_mirror == "C[C@@H](N)C(=O)O"
+
+
+def test_perceive_non_finite_and_clash():
+    (atoms,) = embed("CCO")
+    broken = atoms.copy()
+    broken.positions[0] = np.nan
+    assert perceive(broken) == (False, None)
+    squashed = atoms.copy()
+    squashed.positions *= 0.3
+    assert not perceive(squashed)[0]
+
+
+def test_filter_smiles():
+    kept = filter_smiles(["CCO", "CCO", "[Na+].[Cl-]", "C[N+](=O)[O-]", "CBr", "C" * 20, "c1ccccc1", "xx"])
+    assert kept == ["CCO", "c1ccccc1"]
+
+
+def test_train_molecules_checkpoint_samples_held_out_molecule(tmp_path):
+    train = [a for text in ("CCO", "CC(=O)N", "CCCl", "OCC(F)F") for a in embed(text)]
+    checkpoint = train_molecules(
+        train, tmp_path / "m.pt", steps=3, batch_size=2, progress=False,
+        model=dict(hidden_irreps="4x0e + 2x1e", num_layers=1, num_radial=8, radial_hidden=8),
+    )
+    (template,) = embed("CC(=O)O")  # held out, lacks N, F and Cl
+    structures, report = sample(
+        checkpoint, template, 2, sampler="adaptive", steps=4, progress=False, on_invalid="keep",
+        check_bonds=False, device="cpu", return_report=True,
+    )
+    assert len(structures) == 2 and report.generated == 2
+    assert all(np.isfinite(s.positions).all() and s.get_chemical_formula() == "C2H4O2" for s in structures)
+    template.set_constraint(FixAtoms(indices=[0, 1]))
+    (edited,) = sample(
+        checkpoint, template, 1, sampler="direct", steps=3, progress=False, on_invalid="keep",
+        check_bonds=False, device="cpu",
+    )
+    np.testing.assert_allclose(edited.positions[:2], template.positions[:2])
+    assert Path(checkpoint).with_suffix(".csv").exists()
+
+
+def test_tiny_benchmark_end_to_end(tmp_path):
+    spec = importlib.util.spec_from_file_location("conformers_benchmark", BENCHMARK)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["conformers_benchmark"] = module
+    spec.loader.exec_module(module)
+    results = module.main(["--size", "tiny", "--out", str(tmp_path)])
+    assert (tmp_path / "results.json").exists() and (tmp_path / "model.pt").exists()
+    assert results["n_test"] >= 1 and results["n_train_molecules"] >= 2
+    rows = results["rows"]
+    assert [(r["sampler"], r["nfe"]) for r in rows[:-2]] == [
+        (s, n) for s in ("adaptive", "direct") for n in (6, 16)
+    ]
+    assert rows[-2]["case"] == "structural prior" and rows[-1]["case"].startswith("edit")
+    for row in rows:
+        assert row["n"] == results["n_test"]
+        assert 0.0 <= row["recovery"] <= row["validity"] <= 1.0
+        assert 1.0 <= row["mean_nfe"] <= row["nfe"]
+        assert math.isfinite(row["wall_s"])
+    assert "| generate | gaussian, 4 | adaptive | 6 |" in module.markdown_table(rows)

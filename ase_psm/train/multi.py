@@ -29,7 +29,7 @@ from ..diffusion.noise import NoiseSchedule
 from ..diffusion.targets import loss_weight, pseudo_force_target
 from ..model import ModelConfig, PseudoForceNet
 from .config import TrainConfig
-from .trainer import RADIAL_BASIS_SIZE, _lr_factor, _payload
+from .trainer import RADIAL_BASIS_SIZE, _lr_factor, _payload, optimizer_step
 
 MOLECULE_SCHEDULE = NoiseSchedule(0.02, 4.0, kind="log-normal", log_mean=-0.5, log_std=1.3)
 """Training noise for molecules: log-normal around 0.6 Å, clipped to [0.02, 4] Å, so that a
@@ -155,14 +155,7 @@ def train_molecules(
             squared = torch.zeros(len(chosen)).index_add_(0, batch, (predicted - target).square().sum(-1))
             squared = squared / (3 * sizes[chosen])
             loss = (loss_weight("gpff", sigma) * squared).mean()
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(net.parameters(), grad_clip)
-            optimizer.step()
-            scheduler.step()
-            with torch.no_grad():
-                decay = min(ema_decay, (1 + step) / (10 + step))
-                torch._foreach_lerp_(list(ema.parameters()), list(net.parameters()), 1.0 - decay)
+            optimizer_step(net, ema, loss, optimizer, scheduler, grad_clip, ema_decay, step)
             step += 1
             value = loss.item()
             running = value if running is None else 0.98 * running + 0.02 * value

@@ -79,6 +79,28 @@ def force_crossover_time(frames: Frames, config: TrainConfig) -> float:
     return min(max(t, 0.0), 1.0)
 
 
+def optimizer_step(
+    model: torch.nn.Module,
+    ema: torch.nn.Module,
+    loss: torch.Tensor,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    grad_clip: float,
+    ema_decay: float,
+    step: int,
+) -> None:
+    """One update of ``model`` from ``loss`` (gradients clipped to norm ``grad_clip``), then of
+    its EMA copy, whose decay warms up as (1 + step)/(10 + step) towards ``ema_decay``."""
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+    optimizer.step()
+    scheduler.step()
+    with torch.no_grad():
+        decay = min(ema_decay, (1 + step) / (10 + step))
+        torch._foreach_lerp_(list(ema.parameters()), list(model.parameters()), 1.0 - decay)
+
+
 def _lr_factor(step: int, config: TrainConfig) -> float:
     if step < config.warmup_steps:
         return (step + 1) / config.warmup_steps
@@ -234,14 +256,7 @@ def train(
             model.train()
             indices = torch.randint(len(dataset), (config.batch_size,), generator=generator)
             loss = _batch_loss(net, dataset, indices, generator, device, config.resolved_loss_weighting)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-            optimizer.step()
-            scheduler.step()
-            with torch.no_grad():
-                decay = min(config.ema_decay, (1 + step) / (10 + step))
-                torch._foreach_lerp_(list(ema.parameters()), list(model.parameters()), 1.0 - decay)
+            optimizer_step(model, ema, loss, optimizer, scheduler, config.grad_clip, config.ema_decay, step)
             step += 1
             loss_value = loss.item()
             running_loss = loss_value if running_loss is None else 0.98 * running_loss + 0.02 * loss_value

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from ase_psm.data import Frames
+from ase_psm.data import Frames, write_frames
 from ase_psm.systems import lj_forces, lj_initial_positions, metropolis
 from ase_psm.train import train
 
@@ -63,4 +63,12 @@ def hco_checkpoint(tmp_path_factory):
         "model_config": config.to_dict(), "model_state": PseudoForceNet(config).state_dict(),
         "species": config.species, "schedule": NoiseSchedule(0.01, 3.0).to_dict(),
     })
+    return path
+
+
+@pytest.fixture()
+def lj7_file(lj7_frames, tmp_path):
+    """60 of the LJ-7 frames (with forces) as an extxyz file."""
+    path = tmp_path / "lj7.extxyz"
+    write_frames(path, lj7_frames.subset(range(60)))
     return path

@@ -7,17 +7,8 @@ import sys
 
 import ase.io
 import numpy as np
-import pytest
 
 from ase_psm.cli.main import main
-from ase_psm.data import write_frames
-
-
-@pytest.fixture()
-def lj7_file(lj7_frames, tmp_path):
-    path = tmp_path / "lj7.extxyz"
-    write_frames(path, lj7_frames.subset(range(60)))
-    return path
 
 
 def test_train_sample_denoise_evaluate(lj7_file, tmp_path, capsys):

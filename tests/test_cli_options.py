@@ -11,13 +11,6 @@ from ase_psm.cli.main import build_parser, config_arguments, main
 from ase_psm.data import Frames, write_frames
 
 
-@pytest.fixture()
-def lj7_file(lj7_frames, tmp_path):
-    path = tmp_path / "lj7.extxyz"
-    write_frames(path, lj7_frames.subset(range(40)))
-    return path
-
-
 def test_yaml_config_mirrors_flags_and_the_command_line_wins(lj7_file, tmp_path, capsys):
     config = tmp_path / "train.yaml"
     model = tmp_path / "model.pt"

@@ -90,6 +90,15 @@ DATA: dict[str, dict[str, dict]] = {
     },
 }
 
+#: Molecules (md17, ala2): the same budgets, σ up to 5 Å.
+_MOLECULE_TRAIN: dict[str, TrainSettings] = {
+    "tiny": _TINY_TRAIN,
+    "cpu": TrainSettings(steps=2000, batch_size=32, model=_CPU_MODEL, sigma_max=5.0, loss_weighting="score",
+                         n_samples=500),
+    "paper": TrainSettings(steps=100_000, batch_size=64, model=_CPU_MODEL, sigma_max=5.0,
+                           loss_weighting="score", sample_steps=1000),
+}
+
 #: Training and sampling budgets per (system, size).
 TRAIN: dict[str, dict[str, TrainSettings]] = {
     "lj13": {
@@ -104,20 +113,8 @@ TRAIN: dict[str, dict[str, TrainSettings]] = {
         "paper": TrainSettings(steps=100_000, batch_size=64, model=_CPU_MODEL, loss_weighting="score",
                                sample_steps=1000),
     },
-    "md17": {
-        "tiny": _TINY_TRAIN,
-        "cpu": TrainSettings(steps=2000, batch_size=32, model=_CPU_MODEL, sigma_max=5.0, loss_weighting="score",
-                             n_samples=500),
-        "paper": TrainSettings(steps=100_000, batch_size=64, model=_CPU_MODEL, sigma_max=5.0,
-                               loss_weighting="score", sample_steps=1000),
-    },
-    "ala2": {
-        "tiny": _TINY_TRAIN,
-        "cpu": TrainSettings(steps=2000, batch_size=32, model=_CPU_MODEL, sigma_max=5.0, loss_weighting="score",
-                             n_samples=500),
-        "paper": TrainSettings(steps=100_000, batch_size=64, model=_CPU_MODEL, sigma_max=5.0,
-                               loss_weighting="score", sample_steps=1000),
-    },
+    "md17": _MOLECULE_TRAIN,
+    "ala2": _MOLECULE_TRAIN,
 }
 
 PROTOCOLS: dict[str, tuple[str, ...]] = {

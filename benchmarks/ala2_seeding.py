@@ -154,6 +154,8 @@ def main() -> None:
     parser.add_argument("--out", default="bench-ala2")
     parser.add_argument("--quick", action="store_true", help="tiny budget (about a minute), numbers meaningless")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--checkpoint", help="sample this trained model (a path or a shipped name such as 'ala2') "
+                        "instead of training one on the biased run; it must come from the same training data")
     args = parser.parse_args()
     torch.set_num_threads(1)
     budget = QUICK if args.quick else Budget()
@@ -190,9 +192,9 @@ def main() -> None:
     stage("reference run", (out / "reference.dcd").exists(),
           lambda: run_md(pdb, system, budget.reference_steps, out / "reference.dcd", budget.report_interval, args.seed + 2))
 
-    checkpoint = out / "ala2_psm.pt"
+    checkpoint = args.checkpoint or out / "ala2_psm.pt"
     frames = read_frames(training)
-    stage("training", checkpoint.exists(), lambda: train(
+    stage("training", args.checkpoint is not None or Path(checkpoint).exists(), lambda: train(
         frames, checkpoint, loss="piecewise-weighted", temperature=TEMPERATURE, steps=budget.train_steps,
         batch_size=budget.batch_size, seed=args.seed, device="cpu", progress=False,
         model={"hidden_irreps": budget.hidden_irreps, "sh_lmax": 1},
@@ -246,7 +248,7 @@ def main() -> None:
     training_tvd = tvd(dihedrals(out / "biased.dcd"), reference)
     sample_angles = _sample_dihedrals(structures)
     results = {
-        "budget": asdict(budget), "timings_s": timings, "l_fraction": l_fraction, "sample_checks": sample_checks,
+        "budget": asdict(budget), "checkpoint": str(checkpoint), "timings_s": timings, "l_fraction": l_fraction, "sample_checks": sample_checks,
         "training_tvd": training_tvd,
         "psm_sample_tvd": tvd(sample_angles, reference), "reports": reports,
         "steps_to_reach": {str(t): {k: steps_to_reach(*c, t) for k, c in curves.items()} for t in THRESHOLDS},

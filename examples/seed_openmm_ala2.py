@@ -1,6 +1,7 @@
 """OpenMM flow on alanine dipeptide (amber14, vacuum, 300 K), on a tiny budget.
 
-1. Short MD with a FrameRecorder: frames with forces (eV/Å) and energies (eV).
+1. Short MD with a FrameRecorder: frames with forces (eV/Å) and energies (eV). The run has
+   no constraints (1 fs steps), so the recorded F/kT is the score of what it samples.
 2. Relabel a trajectory that has no forces (the DCD) with label_forces, as one would for
    someone else's trajectory, and check it agrees with the recorder.
 3. Train a small PSM model on the recorded frames.
@@ -8,7 +9,7 @@
    independent simulations; write the samples as a DCD with the topology.
 
     python examples/seed_openmm_ala2.py                    # about a minute on 2 free CPU cores
-    python examples/seed_openmm_ala2.py --train-steps 1500 --md-steps 50000   # a usable model
+    python examples/seed_openmm_ala2.py --train-steps 1500 --md-steps 100000   # a usable model
 
 With the default tiny budget the model is barely trained: expect most samples to be rejected
 (the report says why); nothing rejected is ever simulated.
@@ -40,7 +41,7 @@ TEMPERATURE = 300.0  # K
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--md-steps", type=int, default=5000, help="training MD run (2 fs steps)")
+    parser.add_argument("--md-steps", type=int, default=5000, help="training MD run (1 fs steps)")
     parser.add_argument("--train-steps", type=int, default=50)
     parser.add_argument("--n", type=int, default=4, help="structures to generate and seed from")
     parser.add_argument("--run-steps", type=int, default=500, help="MD steps per seeded simulation")
@@ -50,11 +51,11 @@ def main() -> None:
 
     pdb = app.PDBFile(str(files("ase_psm") / "examples_data" / "ala2.pdb"))
     system = app.ForceField("amber14-all.xml").createSystem(
-        pdb.topology, nonbondedMethod=app.NoCutoff, constraints=app.HBonds
+        pdb.topology, nonbondedMethod=app.NoCutoff, constraints=None
     )
 
     # 1. MD with a recorder (every 25 steps) and an mdtraj DCD reporter (positions only)
-    integrator = openmm.LangevinMiddleIntegrator(TEMPERATURE * unit.kelvin, 1 / unit.picosecond, 0.002 * unit.picosecond)
+    integrator = openmm.LangevinMiddleIntegrator(TEMPERATURE * unit.kelvin, 1 / unit.picosecond, 0.001 * unit.picosecond)
     simulation = app.Simulation(pdb.topology, system, integrator, openmm.Platform.getPlatformByName("Reference"))
     simulation.context.setPositions(pdb.positions)
     simulation.minimizeEnergy()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -61,7 +63,8 @@ def recorded(ala2):
     recorder = FrameRecorder(10)
     simulation = _simulation(*ala2)
     simulation.reporters.append(recorder)
-    simulation.step(200)
+    with pytest.warns(UserWarning, match="12 constraints"):  # the fixture's System constrains X-H bonds
+        simulation.step(200)
     return recorder, simulation
 
 
@@ -150,6 +153,21 @@ def test_recorder_collects_frames_with_forces(ala2, recorded, tmp_path):
         back = read_frames(path, energy_unit="eV") if name.endswith(".npz") else read_frames(path)
         np.testing.assert_allclose(back.forces, frames.forces, rtol=1e-6, atol=1e-7)  # extxyz: 8 digits
         np.testing.assert_allclose(back.energies, frames.energies, rtol=1e-6)
+
+
+def test_constraints_warn_that_force_labels_miss_constraint_forces(ala2):
+    pdb, constrained = ala2
+    flexible = app.ForceField("amber14-all.xml").createSystem(pdb.topology, nonbondedMethod=app.NoCutoff)
+    atoms = atoms_from_openmm(pdb.topology, pdb.positions)
+    frames = Frames(atoms.numbers, atoms.positions[None])
+    with pytest.warns(UserWarning, match="12 constraints.*constraints=None"):
+        label_forces(frames, constrained, progress=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        label_forces(frames, flexible, progress=False)
+        simulation = _simulation(pdb, flexible)
+        simulation.reporters.append(FrameRecorder(1))
+        simulation.step(2)
 
 
 def test_recorder_validates_interval_and_empty():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 
 import ase
@@ -16,6 +17,25 @@ from .convert import (
     check_same_atoms,
     positions_to_openmm,
 )
+
+
+def warn_if_constrained(system) -> None:
+    """Warn when `system` has constraints: its forces then lack the constraint forces.
+
+    Along a constrained bond (e.g. ``constraints=HBonds``) the sampled distribution is a
+    delta, and F/kT from the System is not its score there; PSM's force-label losses use
+    F/kT at the smallest noise levels.
+    """
+    count = system.getNumConstraints()
+    if count:
+        warnings.warn(
+            f"the OpenMM System has {count} constraints, and its forces leave out the constraint forces: "
+            "along constrained bonds F/kT is not the score of the sampled distribution, which biases "
+            "PSM's force labels at the smallest noise levels. For exact labels record an unconstrained "
+            "run (createSystem(..., constraints=None), time step <= 1 fs), or train with loss='dsm'.",
+            UserWarning,
+            stacklevel=3,
+        )
 
 
 def make_context(system, platform: str = "Reference", threads: int = 1):
@@ -57,6 +77,7 @@ def label_forces(
     periodic systems use the System's default box.
     Forces do not depend on temperature: train on the labelled frames with the temperature (K)
     of the trajectory they came from, e.g. ``train(labelled, temperature=300.0)``.
+    A System with constraints gets a warning (see :func:`warn_if_constrained`).
     """
     if not isinstance(frames, Frames):
         frames = Frames.from_atoms(list(frames))
@@ -68,6 +89,7 @@ def label_forces(
         )
     if topology is not None:
         check_same_atoms(frames.numbers, atomic_numbers(topology), "the frames", "the topology")
+    warn_if_constrained(system)
     context = make_context(system, platform)
     energies = np.empty(len(frames))
     forces = np.empty_like(frames.positions)

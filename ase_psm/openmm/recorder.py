@@ -9,7 +9,7 @@ import numpy as np
 
 from ..data import Frames, write_frames
 from .convert import atomic_numbers, positions_to_angstrom
-from .labels import energy_and_forces
+from .labels import energy_and_forces, warn_if_constrained
 
 
 class FrameRecorder:
@@ -17,7 +17,8 @@ class FrameRecorder:
 
     Attach it like any reporter, ``simulation.reporters.append(FrameRecorder(100))``; then
     ``recorder.frames()`` is ready for :func:`ase_psm.train` (with the simulation's
-    temperature) and ``recorder.save("frames.extxyz")`` writes them.
+    temperature) and ``recorder.save("frames.extxyz")`` writes them. A simulation with
+    constraints gets a warning at the first frame: record unconstrained runs for PSM labels.
     """
 
     def __init__(self, interval: int) -> None:
@@ -41,6 +42,7 @@ class FrameRecorder:
         """Store one frame (called by OpenMM)."""
         if self._numbers is None:
             self._numbers = atomic_numbers(simulation.topology)
+            warn_if_constrained(simulation.system)
         energy, forces = energy_and_forces(state)
         self._positions.append(positions_to_angstrom(state.getPositions(asNumpy=True)))
         self._forces.append(forces)

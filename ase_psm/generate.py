@@ -12,9 +12,10 @@ import torch
 
 from .ase.constraints import fixed_atom_mask
 from .checkpoint import load_model, resolve_dtype
+from .data.topology import bond_graph
 from .diffusion.noise import geometric_sigmas, karras_sigmas, zero_com_noise
 from .diffusion.samplers import SAMPLERS
-from .metrics.validity import SampleReport, bond_graph, is_molecule, structure_problems
+from .metrics.validity import SampleReport, is_molecule, structure_problems
 from .model import PseudoForceNet
 from .validation import check_atoms, check_composition, check_sigma_range
 

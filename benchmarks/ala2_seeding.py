@@ -196,7 +196,7 @@ def main() -> None:
     frames = read_frames(training)
     stage("training", args.checkpoint is not None or Path(checkpoint).exists(), lambda: train(
         frames, checkpoint, loss="piecewise-weighted", temperature=TEMPERATURE, steps=budget.train_steps,
-        batch_size=budget.batch_size, seed=args.seed, device="cpu", progress=False,
+        batch_size=budget.batch_size, seed=args.seed, device="cpu", progress=False, atom_types="graph",
         model={"hidden_irreps": budget.hidden_irreps, "sh_lmax": 1},
     ))
 

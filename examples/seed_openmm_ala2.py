@@ -4,7 +4,8 @@
    no constraints (1 fs steps), so the recorded F/kT is the score of what it samples.
 2. Relabel a trajectory that has no forces (the DCD) with label_forces, as one would for
    someone else's trajectory, and check it agrees with the recorder.
-3. Train a small PSM model on the recorded frames.
+3. Train a small PSM model on the recorded frames; atom_types="graph" types each atom by its
+   place in the bond graph, so samples keep the topology's bonds in atom order.
 4. Sample, check (clashes, bonds, chirality vs the L template, OpenMM energy) and seed
    independent simulations; write the samples as a DCD with the topology.
 
@@ -76,7 +77,7 @@ def main() -> None:
     # 3. train at the trajectory's temperature
     checkpoint = train(
         frames, args.out / "ala2.pt", loss="piecewise-weighted", temperature=TEMPERATURE, steps=args.train_steps,
-        batch_size=16, model={"hidden_irreps": "16x0e + 8x1e", "sh_lmax": 1}, device="cpu", progress=False,
+        batch_size=16, atom_types="graph", model={"hidden_irreps": "16x0e + 8x1e", "sh_lmax": 1}, device="cpu", progress=False,
     )
 
     # 4. sample, check and seed; samples also written as a DCD with the topology

@@ -18,7 +18,7 @@ CHIRAL_POSITIONS = torch.tensor(
 
 def make_net(sigma_conditioned: bool = True, **overrides) -> PseudoForceNet:
     torch.manual_seed(0)
-    config = ModelConfig(species=[1, 6, 9, 17, 35], sigma_conditioned=sigma_conditioned, **overrides)
+    config = ModelConfig(**{"species": [1, 6, 9, 17, 35], "sigma_conditioned": sigma_conditioned, **overrides})
     return PseudoForceNet(config).double()
 
 
@@ -118,3 +118,50 @@ def test_pseudo_forces_have_no_net_translation():
     net = make_net()
     out = net.pseudo_forces(CHIRAL_NUMBERS, structures(), SIGMA)
     torch.testing.assert_close(out.sum(dim=1), torch.zeros(3, 3, dtype=torch.float64), atol=1e-12, rtol=0)
+
+
+# ethanol-like CH3-CH2-OH in a fixed atom order: C C O H H H H H H
+ETHANOL_NUMBERS = torch.tensor([6, 6, 8, 1, 1, 1, 1, 1, 1])
+ETHANOL_POSITIONS = torch.tensor(
+    [[0.0, 0.0, 0.0], [1.52, 0.0, 0.0], [2.0, 1.35, 0.0], [-0.36, -1.03, 0.0], [-0.36, 0.51, 0.89],
+     [-0.36, 0.51, -0.89], [1.88, -0.51, 0.89], [1.88, -0.51, -0.89], [2.95, 1.3, 0.0]],
+    dtype=torch.float64,
+)
+
+
+def test_graph_atom_types_tell_bonded_partners_apart():
+    from ase_psm.data.topology import graph_atom_types
+
+    types = graph_atom_types(ETHANOL_NUMBERS.numpy(), ETHANOL_POSITIONS.numpy())
+    assert types[3] == types[4] == types[5]  # methyl H
+    assert types[6] == types[7] != types[3]  # CH2 H differ from methyl H
+    assert len({types[0], types[1]}) == 2 and types[8] not in types[3:8]  # two carbons, hydroxyl H
+    with pytest.raises(ValueError, match="one connected molecule"):
+        graph_atom_types(ETHANOL_NUMBERS.numpy(), (ETHANOL_POSITIONS + torch.arange(9)[:, None] * 3.0).numpy())
+
+
+def test_single_molecule_network_is_equivariant_within_types_and_checks_atom_order():
+    from ase_psm.data.topology import graph_atom_types
+
+    types = graph_atom_types(ETHANOL_NUMBERS.numpy(), ETHANOL_POSITIONS.numpy())
+    net = make_net(species=[1, 6, 8], site_numbers=ETHANOL_NUMBERS.tolist(), site_types=types)
+    element_net = make_net(species=[1, 6, 8])
+    generator = torch.Generator().manual_seed(2)
+    x = ETHANOL_POSITIONS + 0.1 * torch.randn(3, 9, 3, generator=generator, dtype=torch.float64)
+    out = net.pseudo_forces(ETHANOL_NUMBERS, x, SIGMA)
+    rotation = o3.rand_matrix(dtype=torch.float64)
+    torch.testing.assert_close(net.pseudo_forces(ETHANOL_NUMBERS, x @ rotation.T + 1.0, SIGMA), out @ rotation.T)
+    methyl_swap = torch.tensor([0, 1, 2, 5, 3, 4, 6, 7, 8])  # permute the three methyl H
+    torch.testing.assert_close(net.pseudo_forces(ETHANOL_NUMBERS, x[:, methyl_swap], SIGMA), out[:, methyl_swap])
+    # the types change the output: the element-only network cannot tell methyl from CH2 hydrogens
+    swap_across = torch.tensor([0, 1, 2, 6, 4, 5, 3, 7, 8])
+    element_out = element_net.pseudo_forces(ETHANOL_NUMBERS, x, SIGMA)
+    torch.testing.assert_close(element_net.pseudo_forces(ETHANOL_NUMBERS, x[:, swap_across], SIGMA),
+                               element_out[:, swap_across])
+    assert not torch.allclose(net.pseudo_forces(ETHANOL_NUMBERS, x[:, swap_across], SIGMA), out[:, swap_across])
+    with pytest.raises(ValueError, match="not in the order the model was trained on"):
+        net.pseudo_forces(ETHANOL_NUMBERS[[2, 1, 0, 3, 4, 5, 6, 7, 8]], x, SIGMA)
+    with pytest.raises(ValueError, match="one molecule of 9 atoms"):
+        net.pseudo_forces(CHIRAL_NUMBERS[:2], x[:, :2], SIGMA)
+    with pytest.raises(ValueError, match="go together"):
+        make_net(species=[1, 6, 8], site_types=types)

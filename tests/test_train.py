@@ -6,12 +6,13 @@ import csv
 import pickle
 
 import ase
+import numpy as np
 import pytest
 import torch
 from conftest import TINY_MODEL
 
 from ase_psm.checkpoint import load_checkpoint, load_model
-from ase_psm.data import PseudoPESDataset
+from ase_psm.data import Frames, PseudoPESDataset
 from ase_psm.diffusion import NoiseSchedule
 from ase_psm.model import PseudoForceNet
 from ase_psm.train import TrainConfig, train
@@ -120,3 +121,19 @@ def test_train_from_list_of_atoms(lj7_frames, tmp_path):
     assert isinstance(images[0], ase.Atoms)
     out = train(images, tmp_path / "atoms.pt", loss="piecewise-weighted", steps=2, val_every=1, **SETTINGS)
     assert load_checkpoint(out)["species"] == [18]
+
+
+def test_graph_atom_types_are_stored_in_the_checkpoint(tmp_path):
+    from test_model import ETHANOL_NUMBERS, ETHANOL_POSITIONS
+
+    rng = np.random.default_rng(0)
+    positions = ETHANOL_POSITIONS.numpy() + 0.03 * rng.standard_normal((16, 9, 3))
+    frames = Frames(ETHANOL_NUMBERS.numpy(), positions)
+    path = train(frames, tmp_path / "ethanol.pt", loss="dsm", steps=2, batch_size=4, atom_types="graph",
+                 model=TINY_MODEL, device="cpu", progress=False)
+    model, _ = load_model(path, device="cpu")
+    assert model.config.site_numbers == ETHANOL_NUMBERS.tolist()
+    types = model.config.site_types
+    assert types is not None and types[3] == types[4] == types[5] != types[6]
+    with pytest.raises(ValueError, match="unknown atom_types 'residue'"):
+        TrainConfig(atom_types="residue")

@@ -5,7 +5,7 @@ Units: LJ systems in reduced units (r_m, epsilon, kT = 1); molecules in Å, eV, 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 SIZES = ("tiny", "cpu", "paper")
 SYSTEMS = ("lj13", "lj55", "md17", "ala2")
@@ -55,6 +55,7 @@ class TrainSettings:
     sampler: str = "pc"
     sample_steps: int = 100
     val_every: int = 250
+    atom_types: str = "element"
 
 
 _TINY_MODEL = dict(hidden_irreps="4x0e + 2x1e", num_layers=1, num_radial=8)
@@ -114,7 +115,8 @@ TRAIN: dict[str, dict[str, TrainSettings]] = {
                                sample_steps=1000),
     },
     "md17": _MOLECULE_TRAIN,
-    "ala2": _MOLECULE_TRAIN,
+    # phi/psi are read by atom index: the samples must keep the bond graph in the topology's order
+    "ala2": {size: replace(settings, atom_types="graph") for size, settings in _MOLECULE_TRAIN.items()},
 }
 
 PROTOCOLS: dict[str, tuple[str, ...]] = {

@@ -136,7 +136,7 @@ def train_and_sample(data: BenchData, protocol: str, spec: ModelSpec, seed: int,
         temperature=data.temperature, steps=settings.steps, batch_size=min(settings.batch_size, len(positions)),
         seed=seed, schedule=dict(sigma_min=settings.sigma_min, sigma_max=settings.sigma_max), model=dict(settings.model),
         device=config.device, val_every=settings.val_every, loss_weighting=settings.loss_weighting,
-        progress=config.progress,
+        atom_types=settings.atom_types, progress=config.progress,
     )
     train_s = time.perf_counter() - started
     started = time.perf_counter()

@@ -50,7 +50,7 @@ def _train(args: argparse.Namespace) -> None:
         sigma_conditioned=False if args.time_step_free else None, schedule=schedule,
         resume=args.resume, read_options=read_options, loss_weighting=args.loss_weighting,
         force_crossover_t=args.force_crossover, val_every=args.val_every, ddp=args.ddp,
-        model=args.model,
+        model=args.model, atom_types=args.atom_types,
     )
     if not args.ddp or os.environ.get("RANK", "0") == "0":
         from ..metrics import plot_loss_curve
@@ -197,6 +197,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="frames held out for the validation loss (0: none)")
     train.add_argument("--val-every", type=int, default=250,
                        help="validate and save <out> and <out>.last.pt every N steps")
+    train.add_argument("--atom-types", choices=["element", "graph"], default="element",
+                       help="graph: one molecule; atoms also typed by their bond-graph class, so samples keep "
+                            "the bond graph in the training atom order (e.g. for seeding OpenMM)")
     train.add_argument("--model", type=_json_object, default={},
                        help='network settings as JSON, e.g. \'{"hidden_irreps": "8x0e + 4x1e", "num_layers": 2}\'')
     train.add_argument("--sigma-min", type=float, help="smallest training noise level, Å (default 0.01)")

@@ -10,24 +10,11 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 import numpy as np
-from ase.data import covalent_radii
+
+from ..data.topology import bond_graph
 
 #: Problem names, in the order they are checked.
 PROBLEMS = ("non-finite", "exploded", "clash", "bonds")
-
-#: Two atoms are bonded when closer than this factor times the sum of their covalent radii.
-BOND_TOLERANCE = 1.2
-
-
-def bond_graph(numbers: np.ndarray, positions: np.ndarray, tolerance: float = BOND_TOLERANCE) -> np.ndarray:
-    """(..., N, N) boolean adjacency from covalent radii: d_ij < tolerance * (r_i + r_j)."""
-    numbers = np.asarray(numbers)
-    radii = covalent_radii[numbers]
-    limits = tolerance * (radii[:, None] + radii[None, :])
-    distances = _distance_matrix(np.asarray(positions, dtype=np.float64))
-    bonded = distances < limits
-    diagonal = np.eye(len(numbers), dtype=bool)
-    return bonded & ~diagonal
 
 
 def is_molecule(numbers: np.ndarray, positions: np.ndarray) -> bool:

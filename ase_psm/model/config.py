@@ -31,6 +31,12 @@ class ModelConfig:
     sigma_conditioned: bool = True
     """Take the noise level as input (PSM); ``False`` gives a time-step-free
     generative pseudo-force field (GPFF)."""
+    site_numbers: list[int] | None = None
+    """Atomic numbers of the one molecule the network is for, in atom order; set together with
+    ``site_types``. None: a network for any structure of the known ``species``."""
+    site_types: list[int] | None = None
+    """Type of each atom of that molecule (e.g. bond-graph equivalence classes), which tells the
+    network which atom is which beyond its element, so that samples keep the bond graph."""
     sigma_embedding_dim: int = 16
     sigma_data: float = 0.5
     """Thermal length scale (Å) of the data; sets the output scale at small noise."""

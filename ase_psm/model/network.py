@@ -21,6 +21,8 @@ class PseudoForceNet(nn.Module):
     Equivariant under rotations, translations and permutations of like atoms;
     not under reflections (all irreps carry even parity, so features can hold
     pseudo-vectors and pseudo-scalars and a mirror image is a different input).
+    A single-molecule network (``config.site_types``) also embeds each atom's type, so it
+    tells bonded partners apart; permuting atoms of one type then permutes the output.
     A sigma-conditioned network sees noised coordinates shrunk by
     s = sqrt(1 + sigma^2 / length_scale^2) and scales its output by
     c_out = sigma^2 / sqrt(sigma^2 + sigma_data^2), so that the network output
@@ -29,6 +31,8 @@ class PseudoForceNet(nn.Module):
     """
 
     z_to_index: torch.Tensor  # registered buffer (non-persistent)
+    site_types: torch.Tensor  # registered buffer of a single-molecule network (non-persistent)
+    site_numbers: torch.Tensor  # registered buffer of a single-molecule network (non-persistent)
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
@@ -57,6 +61,14 @@ class PseudoForceNet(nn.Module):
         )
         self.radial_basis = GaussianRadialBasis(config.num_radial, config.radial_max, config.cutoff)
         self.species_embedding = nn.Embedding(len(config.species), self.num_scalars)
+        if (config.site_types is None) != (config.site_numbers is None) or (
+            config.site_types is not None and len(config.site_types) != len(config.site_numbers or [])
+        ):
+            raise ValueError("site_types and site_numbers go together: one type and one atomic number per atom")
+        if config.site_types is not None:
+            self.register_buffer("site_types", torch.tensor(config.site_types), persistent=False)
+            self.register_buffer("site_numbers", torch.tensor(config.site_numbers), persistent=False)
+            self.site_embedding = nn.Embedding(max(config.site_types) + 1, self.num_scalars)
         edge_scalar_dim = config.num_radial
         if config.sigma_conditioned:
             self.noise_embedding = NoiseLevelEmbedding(config.sigma_embedding_dim)
@@ -85,6 +97,23 @@ class PseudoForceNet(nn.Module):
             )
         return index
 
+    def _site_index(self, numbers: torch.Tensor, batch: torch.Tensor, num_structures: int) -> torch.Tensor:
+        """Type of each atom of a flat batch of the molecule's structures; a clear error for others."""
+        n_sites = len(self.site_types)
+        counts = torch.bincount(batch, minlength=num_structures)
+        if torch.any(counts != n_sites):
+            raise ValueError(
+                f"this model is for one molecule of {n_sites} atoms in a fixed order, got structures of "
+                f"{sorted(set(counts.tolist()))} atoms; use the molecule it was trained on (atom_types='graph')"
+            )
+        site = torch.arange(len(numbers), device=numbers.device) % n_sites  # structures are contiguous
+        if not torch.equal(numbers, self.site_numbers[site]):
+            raise ValueError(
+                "the atoms are not in the order the model was trained on (atom_types='graph'): expected elements "
+                f"{self.site_numbers.tolist()}; reorder the structure to the training frames' atom order"
+            )
+        return self.site_types[site]
+
     def forward(
         self,
         numbers: torch.Tensor,
@@ -100,6 +129,8 @@ class PseudoForceNet(nn.Module):
         config = self.config
         num_structures = int(batch.max()) + 1 if batch.numel() else 0
         node_scalars = self.species_embedding(self.species_index(numbers))
+        if config.site_types is not None:
+            node_scalars = node_scalars + self.site_embedding(self._site_index(numbers, batch, num_structures))
         if config.sigma_conditioned:
             if sigma is None:
                 raise ValueError("this model is sigma-conditioned: pass the noise level sigma")

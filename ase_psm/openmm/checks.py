@@ -17,6 +17,8 @@ from dataclasses import dataclass
 import numpy as np
 from ase.data import covalent_radii
 
+from ..data.topology import equivalence_classes, neighbour_lists
+
 # Rejection categories, in the order they are checked.
 NON_FINITE, CLASH, BOND, CHIRALITY = "non-finite", "clash", "bond", "chirality"
 
@@ -54,23 +56,6 @@ def topology_bonds(topology) -> np.ndarray:
     return pairs
 
 
-def equivalence_classes(numbers: np.ndarray, bonds: np.ndarray) -> np.ndarray:
-    """(n_atoms,) integer class per atom from iterated extended connectivity (Morgan refinement).
-
-    Atoms in one class are topologically equivalent (e.g. the three H of a methyl group).
-    """
-    neighbours = _neighbour_lists(len(numbers), bonds)
-    classes = np.asarray(numbers, dtype=np.int64)
-    for _ in range(len(numbers)):
-        keys = [(int(classes[i]), tuple(sorted(int(classes[j]) for j in neighbours[i]))) for i in range(len(numbers))]
-        ordered = {key: rank for rank, key in enumerate(sorted(set(keys)))}
-        refined = np.array([ordered[key] for key in keys], dtype=np.int64)
-        if len(set(refined.tolist())) == len(set(classes.tolist())):
-            return refined
-        classes = refined
-    return classes
-
-
 def stereocentres(numbers: np.ndarray, bonds: np.ndarray) -> list[tuple[int, tuple[int, int, int]]]:
     """Stereocentres as (centre, three highest-ranked neighbours, highest first).
 
@@ -79,7 +64,7 @@ def stereocentres(numbers: np.ndarray, bonds: np.ndarray) -> list[tuple[int, tup
     numbers = np.asarray(numbers)
     classes = equivalence_classes(numbers, bonds)
     centres = []
-    for centre, neighbours in enumerate(_neighbour_lists(len(numbers), bonds)):
+    for centre, neighbours in enumerate(neighbour_lists(len(numbers), bonds)):
         if len(neighbours) != 4 or len({int(classes[j]) for j in neighbours}) != 4:
             continue
         ranked = sorted(neighbours, key=lambda j: (int(numbers[j]), int(classes[j])), reverse=True)
@@ -178,14 +163,6 @@ class StructureChecker:
         i, j = np.nonzero(np.triu(~within_two))
         radii = covalent_radii[self.numbers]
         return (i, j), self.settings.clash_scale * (radii[i] + radii[j])
-
-
-def _neighbour_lists(n_atoms: int, bonds: np.ndarray) -> list[list[int]]:
-    neighbours: list[list[int]] = [[] for _ in range(n_atoms)]
-    for a, b in np.asarray(bonds, dtype=np.int64):
-        neighbours[a].append(int(b))
-        neighbours[b].append(int(a))
-    return neighbours
 
 
 def _bond_lengths(positions: np.ndarray, bonds: np.ndarray) -> np.ndarray:

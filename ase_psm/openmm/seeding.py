@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import time
+import warnings
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -172,8 +173,17 @@ def seed_simulations(
     if structures is None:
         if checkpoint is None:
             raise ValueError("give a checkpoint to sample from, or the seed structures as structures=[...].")
+        from ..checkpoint import load_checkpoint
         from ..generate import sample
 
+        if load_checkpoint(checkpoint)["model_config"].get("site_types") is None:
+            warnings.warn(
+                "the model tells atoms apart by element only, so its samples rarely keep the topology's bond "
+                "graph in atom order and most will be rejected; train it with atom_types='graph' "
+                "(ase-psm train --atom-types graph) on frames in the topology's atom order",
+                UserWarning,
+                stacklevel=2,
+            )
         sample_options.setdefault("on_invalid", "keep")  # our checks below report and drop failures
         sampled = sample(
             checkpoint, template_atoms, n, sampler=sampler, steps=sample_steps, seed=settings.seed,

@@ -9,6 +9,8 @@ from ..diffusion.noise import NoiseSchedule
 from ..diffusion.targets import LOSS_WEIGHTINGS, LOSSES, PIECEWISE_T
 from ..model import ModelConfig
 
+#: Choices of TrainConfig.atom_types.
+ATOM_TYPES = ("element", "graph")
 
 @dataclass
 class TrainConfig:
@@ -45,6 +47,11 @@ class TrainConfig:
     """None: True for the paper's losses, False for ``gpff``."""
     schedule: NoiseSchedule | None = None
     """None: sigma in [0.01, 5] Å log-uniform, or GPFF's log-normal in [0.05, 30] Å for ``gpff``."""
+    atom_types: str = "element"
+    """How the network tells atoms apart: ``"element"`` (any structure of the elements seen), or
+    ``"graph"`` for data of one molecule: each atom also gets its class in the first frame's covalent
+    bond graph, so samples keep the bond graph in the training atom order (needed for molecules
+    checked against a topology, e.g. when seeding OpenMM)."""
     model: dict = field(default_factory=dict)
     """Overrides of :class:`~ase_psm.model.ModelConfig` fields (e.g. hidden_irreps, num_layers)."""
     device: str = "auto"
@@ -74,6 +81,8 @@ class TrainConfig:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
         if isinstance(self.schedule, dict):
             self.schedule = NoiseSchedule(**self.schedule)
+        if self.atom_types not in ATOM_TYPES:
+            raise ValueError(f"unknown atom_types {self.atom_types!r}; choose one of {', '.join(ATOM_TYPES)}")
         if self.loss_weighting is None:
             self.loss_weighting = "gpff" if self.loss == "gpff" else "epsilon"
         if self.loss_weighting not in LOSS_WEIGHTINGS:

@@ -18,6 +18,7 @@ from .. import __version__
 from ..checkpoint import load_checkpoint, resolve_device, save_checkpoint
 from ..data import Frames, PseudoPESDataset, read_frames, select_frames, split_frames
 from ..data.dataset import max_pair_distance, nearest_neighbour_distance, thermal_length
+from ..data.topology import graph_atom_types
 from ..diffusion.targets import loss_weight
 from ..model import ModelConfig, PseudoForceNet
 from . import distributed
@@ -63,6 +64,9 @@ def default_model_config(frames: Frames, config: TrainConfig) -> ModelConfig:
         radial_max=radial_max,
         num_radial=RADIAL_BASIS_SIZE,
     )
+    if config.atom_types == "graph":
+        values.update(site_numbers=frames.numbers.tolist(),
+                      site_types=graph_atom_types(frames.numbers, frames.positions[0]))
     values.update(config.model)
     return ModelConfig(**values)
 

@@ -1,0 +1,71 @@
+"""Covalent bond graphs and graph-based atom types of one molecule (Å)."""
+
+from __future__ import annotations
+
+import numpy as np
+from ase.data import covalent_radii
+
+#: Two atoms are bonded when closer than this factor times the sum of their covalent radii.
+BOND_TOLERANCE = 1.2
+
+
+def bond_graph(numbers: np.ndarray, positions: np.ndarray, tolerance: float = BOND_TOLERANCE) -> np.ndarray:
+    """(..., N, N) boolean adjacency from covalent radii: d_ij < tolerance * (r_i + r_j)."""
+    numbers = np.asarray(numbers)
+    radii = covalent_radii[numbers]
+    limits = tolerance * (radii[:, None] + radii[None, :])
+    positions = np.asarray(positions, dtype=np.float64)
+    distances = np.linalg.norm(positions[..., :, None, :] - positions[..., None, :, :], axis=-1)
+    return (distances < limits) & ~np.eye(len(numbers), dtype=bool)
+
+
+def neighbour_lists(n_atoms: int, bonds: np.ndarray) -> list[list[int]]:
+    """Bonded neighbours of each atom from (n_bonds, 2) index pairs."""
+    neighbours: list[list[int]] = [[] for _ in range(n_atoms)]
+    for a, b in np.asarray(bonds, dtype=np.int64).reshape(-1, 2):
+        neighbours[a].append(int(b))
+        neighbours[b].append(int(a))
+    return neighbours
+
+
+def equivalence_classes(numbers: np.ndarray, bonds: np.ndarray) -> np.ndarray:
+    """(n_atoms,) integer class per atom from iterated extended connectivity (Morgan refinement).
+
+    Atoms in one class are topologically equivalent (e.g. the three H of a methyl group).
+    Classes are numbered 0, 1, ... in sorted order of their (element, neighbourhood) keys.
+    """
+    neighbours = neighbour_lists(len(numbers), bonds)
+    classes = np.asarray(numbers, dtype=np.int64)
+    for _ in range(len(numbers)):
+        keys = [(int(classes[i]), tuple(sorted(int(classes[j]) for j in neighbours[i]))) for i in range(len(numbers))]
+        ordered = {key: rank for rank, key in enumerate(sorted(set(keys)))}
+        refined = np.array([ordered[key] for key in keys], dtype=np.int64)
+        if len(set(refined.tolist())) == len(set(classes.tolist())):
+            return refined
+        classes = refined
+    return classes
+
+
+def graph_atom_types(numbers: np.ndarray, positions: np.ndarray) -> list[int]:
+    """Atom types of one molecule: equivalence classes of the covalent bond graph of `positions`.
+
+    Unlike elements, these tell a network which atom is bonded to which (the methyl carbon from
+    the carbonyl carbon), so that generated structures keep the molecule's bond graph in its atom
+    order; topologically equivalent atoms (a methyl group's H) share a type.
+    Raises ValueError if the bond graph is not connected (not one molecule).
+    """
+    numbers = np.asarray(numbers)
+    adjacency = bond_graph(numbers, positions)
+    seen, frontier = {0}, [0]
+    while frontier:
+        atom = frontier.pop()
+        for neighbour in np.flatnonzero(adjacency[atom]).tolist():
+            if neighbour not in seen:
+                seen.add(neighbour)
+                frontier.append(neighbour)
+    if len(seen) != len(numbers):
+        raise ValueError(
+            f"atom types 'graph' need one connected molecule, but the first frame's covalent bond graph "
+            f"({len(numbers)} atoms) splits into pieces; train with atom_types='element' instead"
+        )
+    return equivalence_classes(numbers, np.argwhere(np.triu(adjacency))).tolist()

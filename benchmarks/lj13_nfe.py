@@ -5,7 +5,7 @@ sampler at several step counts, counts the network calls with a forward hook, an
 interatomic-distance TVD and energy median against the shipped reference (docs/performance.md,
 "Quality against NFE"). Writes <out>/lj13_nfe.json and, with --plot, a TVD-vs-NFE figure.
 
-    python benchmarks/lj13_nfe.py --out /tmp/nfe --plot docs/lj13_nfe.png    # ~15 min on 2 cores
+    python benchmarks/lj13_nfe.py --out /tmp/nfe --plot docs/lj13_nfe.png    # ~25 min on one core
     python benchmarks/lj13_nfe.py --out /tmp/nfe --n 32 --quick             # seconds
 """
 

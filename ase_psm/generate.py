@@ -12,7 +12,7 @@ import torch
 
 from .ase.constraints import fixed_atom_mask
 from .checkpoint import load_model, resolve_dtype
-from .data.topology import bond_graph
+from .data.topology import bond_graph, signed_volumes, stereocentres
 from .diffusion.noise import geometric_sigmas, karras_sigmas, zero_com_noise
 from .diffusion.samplers import SAMPLERS
 from .metrics.validity import SampleReport, is_molecule, structure_problems
@@ -20,6 +20,7 @@ from .model import PseudoForceNet
 from .validation import check_atoms, check_composition, check_sigma_range
 
 ON_INVALID = ("regenerate", "drop", "keep")
+ENANTIOMERS = ("mirror", "reject", "keep")
 
 
 def make_denoiser(model: PseudoForceNet, numbers: torch.Tensor):
@@ -51,6 +52,7 @@ def sample(
     max_rounds: int = 5,
     clash_distance: float | None = None,
     check_bonds: bool | Literal["auto"] = "auto",
+    enantiomers: Literal["mirror", "reject", "keep"] = "mirror",
     return_report: bool = False,
     **sampler_options,
 ) -> list[ase.Atoms] | tuple[list[ase.Atoms], SampleReport]:
@@ -72,7 +74,13 @@ def sample(
     covalent bond graph different from the template's. ``on_invalid`` chooses what
     happens to failures: ``"regenerate"`` draws replacements for up to ``max_rounds``
     rounds, ``"drop"`` returns the valid ones only, ``"keep"`` returns all with
-    ``atoms.info["problems"]`` set. A warning is issued when fewer than ``n``
+    ``atoms.info["problems"]`` set. For a molecule template with stereocentres (the bond check
+    applies and an atom has four inequivalent neighbours), ``enantiomers`` decides about
+    handedness: ``"mirror"`` reflects a structure that is the template's mirror image at every
+    stereocentre (exact: the potential energy, hence the Boltzmann distribution, is invariant under
+    reflection) and flags a structure inverted at some but not all centres as ``chirality``;
+    ``"reject"`` flags every inversion; ``"keep"`` does not look. Reflection is skipped when the
+    template has fixed atoms. A warning is issued when fewer than ``n``
     structures come back or invalid ones are kept; ``return_report=True`` also
     returns the :class:`~ase_psm.metrics.validity.SampleReport`.
     """
@@ -86,6 +94,8 @@ def sample(
         raise ValueError(f"on_invalid must be one of {', '.join(ON_INVALID)}, got {on_invalid!r}")
     if max_rounds < 1:
         raise ValueError(f"max_rounds must be at least 1, got {max_rounds}")
+    if enantiomers not in ENANTIOMERS:
+        raise ValueError(f"enantiomers must be one of {', '.join(ENANTIOMERS)}, got {enantiomers!r}")
     model, checkpoint_data = load_model(checkpoint, device, dtype)
     schedule = checkpoint_data["schedule"]
     sigma_max = float(sigma_max if sigma_max is not None else schedule["sigma_max"])
@@ -124,7 +134,8 @@ def sample(
             x = SAMPLERS[sampler](denoise, x, sigmas, **common, **sampler_options)
         return x.cpu().double().numpy()
 
-    checks = _checks(model, template, clash_distance, check_bonds)
+    checks = _checks(model, template, clash_distance, check_bonds, enantiomers)
+    mirror = enantiomers == "mirror" and bool(checks.get("stereocentres")) and free is None
     report = SampleReport(requested=n, on_invalid=on_invalid)
     structures: list[ase.Atoms] = []
     while len(structures) < n and report.rounds < (max_rounds if on_invalid == "regenerate" else 1):
@@ -132,6 +143,8 @@ def sample(
         missing = n - len(structures)
         for start in range(0, missing, batch_size):
             positions = draw(min(batch_size, missing - start))
+            if mirror:
+                report.mirrored += _mirror_enantiomers(positions, checks["stereocentres"], checks["reference_handedness"])
             for coordinates, problems in zip(positions, structure_problems(positions, **checks)):
                 report.generated += 1
                 report.invalid += bool(problems)
@@ -150,8 +163,16 @@ def sample(
     return (structures, report) if return_report else structures
 
 
+def _mirror_enantiomers(positions: np.ndarray, centres: list, handedness: np.ndarray) -> int:
+    """Reflect (x -> -x, in place) the structures inverted at every stereocentre; returns how many."""
+    inverted = (np.sign(signed_volumes(positions, centres)) == -handedness).all(axis=1)
+    positions[inverted, :, 0] *= -1.0
+    return int(inverted.sum())
+
+
 def _checks(
-    model: PseudoForceNet, template: ase.Atoms, clash_distance: float | None, check_bonds: bool | str
+    model: PseudoForceNet, template: ase.Atoms, clash_distance: float | None, check_bonds: bool | str,
+    enantiomers: str = "mirror",
 ) -> dict:
     """Keyword arguments of :func:`structure_problems` for structures like ``template``."""
     if check_bonds not in (True, False, "auto"):
@@ -163,5 +184,9 @@ def _checks(
         max_radius=max(model.config.radial_max, 1.5 * diameter),
     )
     if check_bonds is True or (check_bonds == "auto" and is_molecule(template.numbers, positions)):
-        checks.update(numbers=template.numbers, reference_bonds=bond_graph(template.numbers, positions))
+        bonds = bond_graph(template.numbers, positions)
+        checks.update(numbers=template.numbers, reference_bonds=bonds)
+        centres = stereocentres(template.numbers, np.argwhere(np.triu(bonds)))
+        if centres and enantiomers != "keep":
+            checks.update(stereocentres=centres, reference_handedness=np.sign(signed_volumes(positions, centres)))
     return checks

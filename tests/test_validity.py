@@ -127,3 +127,41 @@ def test_cli_sample_reports_checks_and_refuses_to_write_garbage(tiny_checkpoint,
     with pytest.warns(RuntimeWarning):
         assert main(["sample", *common, "--clash-distance", "1000", "--max-rounds", "1"]) == 2
     assert "failed the checks" in capsys.readouterr().err and not out.exists()
+
+
+def dichlorodifluoroethane() -> tuple[np.ndarray, np.ndarray]:
+    """CHFCl-CHFCl: two stereocentres, each with H, F, Cl and the other carbon (Å)."""
+    tetrahedral = np.array([[-0.333, 0.943, 0.0], [-0.333, -0.471, 0.816], [-0.333, -0.471, -0.816]])
+    numbers = np.array([6, 6, 1, 9, 17, 1, 9, 17])
+    lengths = np.array([1.09, 1.35, 1.77])
+    second = tetrahedral * np.array([-1.0, 1.0, 1.0])
+    positions = np.concatenate([
+        [[0.0, 0.0, 0.0], [1.54, 0.0, 0.0]],
+        tetrahedral * lengths[:, None],
+        np.array([1.54, 0.0, 0.0]) + second[[0, 2, 1]] * lengths[:, None],
+    ])
+    return numbers, positions
+
+
+def test_enantiomers_are_mirrored_and_diastereomers_flagged():
+    from ase_psm.data.topology import signed_volumes, stereocentres
+    from ase_psm.generate import _mirror_enantiomers
+
+    numbers, template = dichlorodifluoroethane()
+    bonds = bond_graph(numbers, template)
+    centres = stereocentres(numbers, np.argwhere(np.triu(bonds)))
+    assert [centre for centre, _ in centres] == [0, 1]
+    handedness = np.sign(signed_volumes(template, centres))
+    rotation = np.linalg.qr(np.random.default_rng(0).standard_normal((3, 3)))[0]
+    rotation *= np.sign(np.linalg.det(rotation))  # proper
+    rotated = template @ rotation.T
+    mirror = template * np.array([1.0, 1.0, -1.0])
+    one_inverted = template.copy()
+    one_inverted[[3, 4]] = template[0] + (template[[4, 3]] - template[0]) * (np.array([1.35, 1.77]) / np.array([1.77, 1.35]))[:, None]
+    positions = np.stack([rotated, mirror, one_inverted])
+    checks = dict(clash_distance=0.5, max_radius=10.0, numbers=numbers, reference_bonds=bonds,
+                  stereocentres=centres, reference_handedness=handedness)
+    assert structure_problems(positions, **checks) == [[], ["chirality"], ["chirality"]]
+    assert _mirror_enantiomers(positions, centres, handedness) == 1  # only the full mirror image
+    assert structure_problems(positions, **checks) == [[], [], ["chirality"]]
+    np.testing.assert_allclose(signed_volumes(positions[1], centres), signed_volumes(template, centres))

@@ -73,7 +73,8 @@ def _sample(args: argparse.Namespace) -> None:
         args.checkpoint, template, n=args.n, sampler=args.sampler, steps=args.steps, seed=args.seed,
         prior=args.prior, sigma_max=args.sigma_max, batch_size=args.batch_size, device=args.device,
         on_invalid=args.on_invalid, max_rounds=args.max_rounds, clash_distance=args.clash_distance,
-        check_bonds=False if args.no_bond_check else "auto", return_report=True, progress=not args.quiet,
+        check_bonds=False if args.no_bond_check else "auto", enantiomers=args.enantiomers, return_report=True,
+        progress=not args.quiet,
     )
     if result is None:  # a rank other than 0 of a --ddp job: rank 0 writes
         return
@@ -232,6 +233,9 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("--max-rounds", type=int, default=5, help="sampling rounds with --on-invalid regenerate")
     sample.add_argument("--clash-distance", type=float,
                         help="Å; default half the training data's nearest-neighbour distance")
+    sample.add_argument("--enantiomers", choices=["mirror", "reject", "keep"], default="mirror",
+                        help="molecules with stereocentres: reflect full mirror images of the template (exact), "
+                             "reject any inversion, or keep all")
     sample.add_argument("--no-bond-check", action="store_true",
                         help="skip comparing covalent bonds with the template's")
     sample.add_argument("--ddp", action="store_true",

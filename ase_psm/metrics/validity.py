@@ -11,10 +11,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..data.topology import bond_graph
+from ..data.topology import bond_graph, signed_volumes
 
 #: Problem names, in the order they are checked.
-PROBLEMS = ("non-finite", "exploded", "clash", "bonds")
+PROBLEMS = ("non-finite", "exploded", "clash", "bonds", "chirality")
 
 
 def is_molecule(numbers: np.ndarray, positions: np.ndarray) -> bool:
@@ -44,6 +44,8 @@ def structure_problems(
     max_radius: float,
     numbers: np.ndarray | None = None,
     reference_bonds: np.ndarray | None = None,
+    stereocentres: list[tuple[int, tuple[int, int, int]]] | None = None,
+    reference_handedness: np.ndarray | None = None,
 ) -> list[list[str]]:
     """The problems of each structure (an empty list when it passes every check).
 
@@ -51,7 +53,10 @@ def structure_problems(
     - ``exploded``: an atom farther than ``max_radius`` from the structure's centroid;
     - ``clash``: two atoms closer than ``clash_distance``;
     - ``bonds``: the covalent bond graph differs from ``reference_bonds`` (N, N)
-      (checked only when it and ``numbers`` are given).
+      (checked only when it and ``numbers`` are given);
+    - ``chirality``: a stereocentre's handedness (sign of its signed volume, see
+      :func:`ase_psm.data.topology.stereocentres`) differs from ``reference_handedness``
+      (checked only when both are given).
     """
     positions = np.asarray(positions, dtype=np.float64)
     if positions.ndim != 3 or positions.shape[-1] != 3:
@@ -68,6 +73,9 @@ def structure_problems(
     wrong_bonds = np.zeros(len(positions), dtype=bool)
     if reference_bonds is not None and numbers is not None:
         wrong_bonds = (bond_graph(numbers, safe) != reference_bonds).any(axis=(1, 2))
+    inverted = np.zeros(len(positions), dtype=bool)
+    if stereocentres and reference_handedness is not None:
+        inverted = (np.sign(signed_volumes(safe, stereocentres)) != reference_handedness).any(axis=1)
     problems = []
     for i in range(len(positions)):
         if not finite[i]:
@@ -80,6 +88,8 @@ def structure_problems(
             found.append("clash")
         if wrong_bonds[i]:
             found.append("bonds")
+        if inverted[i]:
+            found.append("chirality")
         problems.append(found)
     return problems
 
@@ -99,11 +109,15 @@ class SampleReport:
     rounds: int = 0
     """Sampling rounds (1 + regeneration rounds)."""
     on_invalid: str = "regenerate"
+    mirrored: int = 0
+    """Generated structures that were the template's mirror image at every stereocentre and were
+    reflected (``enantiomers="mirror"``); they count as valid when they pass the other checks."""
 
     def __str__(self) -> str:
         details = ", ".join(f"{count} {name}" for name, count in sorted(self.problems.items())) or "none"
+        mirrored = f", {self.mirrored} mirrored to the template's enantiomer" if self.mirrored else ""
         return (
-            f"generated {self.generated} in {self.rounds} round(s), {self.invalid} invalid ({details}); "
+            f"generated {self.generated} in {self.rounds} round(s){mirrored}, {self.invalid} invalid ({details}); "
             f"returned {self.returned} of {self.requested} requested (on_invalid={self.on_invalid})"
         )
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 from ase.data import covalent_radii
 
-from ..data.topology import equivalence_classes, neighbour_lists
+from ..data.topology import signed_volumes, stereocentres
 
 # Rejection categories, in the order they are checked.
 NON_FINITE, CLASH, BOND, CHIRALITY = "non-finite", "clash", "bond", "chirality"
@@ -54,38 +54,6 @@ def topology_bonds(topology) -> np.ndarray:
             "records (or call topology.createStandardBonds()) before checking structures."
         )
     return pairs
-
-
-def stereocentres(numbers: np.ndarray, bonds: np.ndarray) -> list[tuple[int, tuple[int, int, int]]]:
-    """Stereocentres as (centre, three highest-ranked neighbours, highest first).
-
-    Neighbours are ranked by atomic number, then by equivalence class.
-    """
-    numbers = np.asarray(numbers)
-    classes = equivalence_classes(numbers, bonds)
-    centres = []
-    for centre, neighbours in enumerate(neighbour_lists(len(numbers), bonds)):
-        if len(neighbours) != 4 or len({int(classes[j]) for j in neighbours}) != 4:
-            continue
-        ranked = sorted(neighbours, key=lambda j: (int(numbers[j]), int(classes[j])), reverse=True)
-        centres.append((centre, (ranked[0], ranked[1], ranked[2])))
-    return centres
-
-
-def signed_volumes(positions: np.ndarray, centres: list[tuple[int, tuple[int, int, int]]]) -> np.ndarray:
-    """Signed volumes (Å³) a · (b × c) of the neighbour vectors of each stereocentre.
-
-    positions: (n_atoms, 3) or (n_structures, n_atoms, 3); returns (n_centres,) or
-    (n_structures, n_centres).
-    """
-    positions = np.asarray(positions, dtype=np.float64)
-    if not centres:
-        return np.zeros(positions.shape[:-2] + (0,))
-    centre = np.array([c for c, _ in centres])
-    a, b, c = (np.array([n[k] for _, n in centres]) for k in range(3))
-    origin = positions[..., centre, :]
-    va, vb, vc = (positions[..., idx, :] - origin for idx in (a, b, c))
-    return np.einsum("...i,...i->...", va, np.cross(vb, vc))
 
 
 class StructureChecker:

@@ -31,7 +31,7 @@ from ase_psm.openmm import (
     topology_bonds,
     write_structures,
 )
-from ase_psm.openmm.checks import CHIRALITY, CLASH
+from ase_psm.openmm.checks import BOND, CHIRALITY, CLASH
 from ase_psm.train import train
 
 ALA2 = files("ase_psm") / "examples_data" / "ala2.pdb"
@@ -247,7 +247,7 @@ def test_seeding_from_a_checkpoint_accounts_for_every_structure(ala2, recorded, 
     pdb, system = ala2
     checkpoint = train(
         recorded[0].frames(), tmp_path / "ala2.pt", loss="piecewise-weighted", temperature=300.0, steps=3,
-        batch_size=4, val_fraction=0.0, model=TINY_MODEL, device="cpu", progress=False,
+        batch_size=4, val_fraction=0.0, model=TINY_MODEL, device="cpu", progress=False, atom_types="graph",
     )
     report = seed_simulations(
         checkpoint, system, pdb.topology, pdb.positions, n=3, out=tmp_path / "runs", sample_steps=3,
@@ -256,6 +256,24 @@ def test_seeding_from_a_checkpoint_accounts_for_every_structure(ala2, recorded, 
     assert report.temperature == 300.0  # the checkpoint's
     assert report.generated == 3 and report.accepted + len(report.rejected) == 3
     assert len(report.paths) == report.accepted
+
+
+def test_checks_after_minimization_accept_repaired_bonds_but_not_mirror_images(ala2, recorded, tmp_path):
+    pdb, system = ala2
+    frames = recorded[0].frames()
+    stretched = frames.to_atoms(4)
+    bond = stretched.positions[1] - stretched.positions[4]  # ACE methyl C - carbonyl C, 1.5 Å
+    stretched.positions[[0, 1, 2, 3]] += 0.4 * bond / np.linalg.norm(bond)  # the methyl group moves out
+    mirrored = frames.to_atoms(0)
+    mirrored.positions[:, 1] *= -1
+    reports = {}
+    for after in (False, True):
+        settings = SeedSettings(steps=20, temperature=300.0, report_interval=10, check_after_minimization=after)
+        reports[after] = seed_simulations(None, system, pdb.topology, pdb.positions, structures=[stretched, mirrored],
+                                          out=tmp_path / str(after), settings=settings, progress=False)
+    assert [(r.index, r.category) for r in reports[False].rejected] == [(0, BOND), (1, CHIRALITY)]
+    assert [(r.index, r.category) for r in reports[True].rejected] == [(1, CHIRALITY)]
+    assert reports[True].accepted == 1
 
 
 def test_seed_settings_validate():

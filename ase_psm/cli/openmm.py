@@ -32,7 +32,7 @@ def _seed_openmm(args: argparse.Namespace) -> None:
         steps=args.steps, temperature=args.temperature, timestep=args.timestep, friction=args.friction,
         report_interval=args.report_interval, trajectory_format=args.format, minimize=not args.no_minimize,
         minimize_iterations=args.minimize_iterations, energy_window=args.energy_window,
-        checks=CheckSettings(bond_tolerance=args.bond_tolerance, clash_scale=args.clash_scale),
+        check_after_minimization=args.check_after_minimization, checks=CheckSettings(bond_tolerance=args.bond_tolerance, clash_scale=args.clash_scale),
         platform=args.platform, seed=args.seed,
     )
     report = seed_simulations(
@@ -64,6 +64,8 @@ def register(commands) -> None:
     seed.add_argument("--report-interval", type=int, default=100, help="steps between trajectory frames")
     seed.add_argument("--no-minimize", action="store_true", help="skip the short minimization before the energy check")
     seed.add_argument("--minimize-iterations", type=int, default=200, help="L-BFGS iterations of the minimization")
+    seed.add_argument("--check-after-minimization", action="store_true",
+                      help="check the minimized structures: repaired bond lengths pass; wrong bonds or chirality do not")
     seed.add_argument("--energy-window", type=float, default=2.0, help="eV above the template's minimized energy")
     seed.add_argument("--bond-tolerance", type=float, default=0.3, help="Å")
     seed.add_argument("--clash-scale", type=float, default=1.0, help="times the sum of covalent radii")

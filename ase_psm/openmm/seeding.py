@@ -46,6 +46,10 @@ class SeedSettings:
         trajectory_format: "dcd" or "h5".
         minimize: minimize each accepted structure before the energy check.
         minimize_iterations: L-BFGS iterations of that minimization (0: until converged).
+        check_after_minimization: run the structure checks on the structure after constraints and
+            minimization instead of the raw sample (non-finite samples are still rejected first):
+            stretched bonds and near-clashes that minimization repairs pass, while a wrong bond
+            graph, a clash that survives and an inverted stereocentre are still rejected.
         energy_window: eV; a structure is rejected when its OpenMM energy (after the optional
             minimization) exceeds the template's minimized energy by more than this.
         checks: tolerances of the structure checks.
@@ -61,6 +65,7 @@ class SeedSettings:
     trajectory_format: str = "dcd"
     minimize: bool = True
     minimize_iterations: int = 200
+    check_after_minimization: bool = False
     energy_window: float = 2.0
     checks: CheckSettings = field(default_factory=CheckSettings)
     platform: str = "Reference"
@@ -221,14 +226,19 @@ def _screen(structures, simulation, checker: StructureChecker, template_energy: 
     accepted, energies, rejected = {}, [], []
     iterations = settings.minimize_iterations if settings.minimize else None
     for k, atoms in enumerate(tqdm(structures, desc="checking seeds", disable=not progress)):
-        problem = checker.check(atoms.positions)
-        if problem is None:
+        if settings.check_after_minimization and np.isfinite(atoms.positions).all():
             energy = _minimized_energy(simulation, atoms.positions, iterations)
-            if not np.isfinite(energy) or energy - template_energy > settings.energy_window:
-                problem = ENERGY, (
-                    f"OpenMM energy {energy:.3f} eV is more than {settings.energy_window} eV above the "
-                    f"template's {template_energy:.3f} eV"
-                )
+            state = simulation.context.getState(getPositions=True)
+            problem = checker.check(positions_to_angstrom(state.getPositions(asNumpy=True)))
+        else:
+            problem = checker.check(atoms.positions)
+            if problem is None:
+                energy = _minimized_energy(simulation, atoms.positions, iterations)
+        if problem is None and (not np.isfinite(energy) or energy - template_energy > settings.energy_window):
+            problem = ENERGY, (
+                f"OpenMM energy {energy:.3f} eV is more than {settings.energy_window} eV above the "
+                f"template's {template_energy:.3f} eV"
+            )
         if problem is not None:
             rejected.append(Rejection(k, *problem))
             continue

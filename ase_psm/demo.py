@@ -51,7 +51,7 @@ def load_lj13_data() -> dict[str, np.ndarray]:
 
 
 def run_lj13_demo(
-    out: Path, n_samples: int = 256, retrain_steps: int = 0, seed: int = 0, sample_steps: int = DEFAULT_SAMPLE_STEPS
+    out: Path, n_samples: int = 200, retrain_steps: int = 0, seed: int = 0, sample_steps: int = DEFAULT_SAMPLE_STEPS
 ) -> list[dict]:
     """Sample both models (``pc`` with ``sample_steps`` noise levels), print a table and save
     ``lj13_distances.png``; returns the table rows."""

@@ -156,6 +156,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--checkpoint", help="sample this trained model (a path or a shipped name such as 'ala2') "
                         "instead of training one on the biased run; it must come from the same training data")
+    parser.add_argument("--check-after-minimization", action="store_true",
+                        help="check seeds after the 200-step minimization (SeedSettings.check_after_minimization)")
     args = parser.parse_args()
     torch.set_num_threads(1)
     budget = QUICK if args.quick else Budget()
@@ -219,7 +221,7 @@ def main() -> None:
     sample_checks = dict(Counter(problem[0] if problem else "pass" for problem in problems))
 
     settings = SeedSettings(steps=budget.run_steps, temperature=TEMPERATURE, report_interval=budget.report_interval,
-                            seed=args.seed)
+                            seed=args.seed, check_after_minimization=args.check_after_minimization)
     rng = np.random.default_rng(args.seed)
     frame_seeds = [frames.to_atoms(int(i)) for i in rng.choice(len(frames), budget.n_runs, replace=False)]
     reports = {}
@@ -248,7 +250,8 @@ def main() -> None:
     training_tvd = tvd(dihedrals(out / "biased.dcd"), reference)
     sample_angles = _sample_dihedrals(structures)
     results = {
-        "budget": asdict(budget), "checkpoint": str(checkpoint), "timings_s": timings, "l_fraction": l_fraction, "sample_checks": sample_checks,
+        "budget": asdict(budget), "checkpoint": str(checkpoint),
+        "check_after_minimization": args.check_after_minimization, "timings_s": timings, "l_fraction": l_fraction, "sample_checks": sample_checks,
         "training_tvd": training_tvd,
         "psm_sample_tvd": tvd(sample_angles, reference), "reports": reports,
         "steps_to_reach": {str(t): {k: steps_to_reach(*c, t) for k, c in curves.items()} for t in THRESHOLDS},

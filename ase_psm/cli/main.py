@@ -269,7 +269,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = commands.add_parser("demo", help="LJ-13: DSM vs PSM samples against a Boltzmann reference")
     demo.add_argument("--out", default="psm-demo", help="directory for the plot and retrained checkpoints")
-    demo.add_argument("--n", type=int, default=256, help="samples per model")
+    demo.add_argument("--n", type=int, default=200, help="samples per model")
     demo.add_argument("--train-steps", type=int, default=0, help="retrain both models for this many steps "
                       "instead of loading the shipped checkpoints")
     demo.add_argument("--sample-steps", type=int, default=50,

@@ -47,6 +47,11 @@ def test_cli_lists_models_and_samples_by_name(tmp_path, capsys):
     assert main(["--quiet", "sample", "lj13", "--template", str(template), "-n", "3", "--sampler", "heun",
                  "--steps", "8", "--device", "cpu", "--out", str(out)]) == 0
     assert len(ase.io.read(out, index=":")) == 3
+    assert main(["--quiet", "sample", "--checkpoint", "lj13-dsm", "--template", str(template), "-n", "2",
+                 "--sampler", "heun", "--steps", "4", "--device", "cpu", "--out", str(out)]) == 0
+    assert len(ase.io.read(out, index=":")) == 2
+    assert main(["--quiet", "sample", "--template", str(template), "--out", str(out)]) == 2
+    assert "no checkpoint" in capsys.readouterr().err
 
 
 def test_shipped_ala2_model_gives_valid_l_alanine_dipeptide():
@@ -69,3 +74,5 @@ def test_shipped_ala2_model_gives_valid_l_alanine_dipeptide():
     assert report.mirrored > 0  # the network itself does not always pick L
     passed = sum(checker.check(x) is None for x in positions)
     assert passed >= 6, f"only {passed}/32 samples pass the OpenMM structure checks"
+    template.calc = PSMCalculator("ala2", device="cpu")
+    assert template.get_forces().shape == (22, 3) and np.isfinite(template.calc.results["sigma"])

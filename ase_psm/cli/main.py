@@ -59,6 +59,22 @@ def _train(args: argparse.Namespace) -> None:
         print(f"best checkpoint: {path}\nloss curve: {curve}")
 
 
+def _checkpoint(args: argparse.Namespace) -> str:
+    """The checkpoint given as the positional argument or as --checkpoint (not both)."""
+    if args.checkpoint and args.checkpoint_option and args.checkpoint != args.checkpoint_option:
+        raise ValueError(f"two checkpoints given ({args.checkpoint} and --checkpoint {args.checkpoint_option}); give one")
+    checkpoint = args.checkpoint or args.checkpoint_option
+    if not checkpoint:
+        raise ValueError("no checkpoint: give a file from ase-psm train or a shipped model name (e.g. lj13, ala2)")
+    return checkpoint
+
+
+def _add_checkpoint_argument(parser: argparse.ArgumentParser) -> None:
+    help_text = "a checkpoint written by ase-psm train, or a shipped model (lj13, ala2; see ase-psm models)"
+    parser.add_argument("checkpoint", nargs="?", help=help_text)
+    parser.add_argument("--checkpoint", dest="checkpoint_option", metavar="CHECKPOINT", help="the same, as an option")
+
+
 def _sample(args: argparse.Namespace) -> None:
     import ase.io
 
@@ -70,7 +86,7 @@ def _sample(args: argparse.Namespace) -> None:
     if args.ddp:
         from ..train.distributed import sharded_sample as run
     result = run(
-        args.checkpoint, template, n=args.n, sampler=args.sampler, steps=args.steps, seed=args.seed,
+        _checkpoint(args), template, n=args.n, sampler=args.sampler, steps=args.steps, seed=args.seed,
         prior=args.prior, sigma_max=args.sigma_max, batch_size=args.batch_size, device=args.device,
         on_invalid=args.on_invalid, max_rounds=args.max_rounds, clash_distance=args.clash_distance,
         check_bonds=False if args.no_bond_check else "auto", enantiomers=args.enantiomers, return_report=True,
@@ -95,7 +111,7 @@ def _denoise(args: argparse.Namespace) -> None:
 
     atoms = read_structure(args.structure)
     denoiser = PseudoForceDenoiser(
-        atoms, args.checkpoint, kappa=args.kappa, seed=args.seed, trajectory=args.trajectory, device=args.device,
+        atoms, _checkpoint(args), kappa=args.kappa, seed=args.seed, trajectory=args.trajectory, device=args.device,
         logfile=None if args.quiet else "-",
     )
     converged = denoiser.run(fmax=args.fmax, steps=args.steps)
@@ -216,7 +232,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.set_defaults(run=_train)
 
     sample = commands.add_parser("sample", help="generate structures")
-    sample.add_argument("checkpoint", help="a checkpoint written by ase-psm train, or a shipped model (lj13)")
+    _add_checkpoint_argument(sample)
     sample.add_argument("--template", required=True, help="a structure with the atoms to generate (FixAtoms kept)")
     sample.add_argument("-n", "--n", type=int, default=100, help="structures to generate")
     sample.add_argument("--sampler", choices=list(SAMPLERS), default="pc",
@@ -244,7 +260,7 @@ def build_parser() -> argparse.ArgumentParser:
     sample.set_defaults(run=_sample)
 
     denoise = commands.add_parser("denoise", help="denoise / relax one structure on the pseudo-PES")
-    denoise.add_argument("checkpoint", help="a checkpoint written by ase-psm train, or a shipped model (lj13)")
+    _add_checkpoint_argument(denoise)
     denoise.add_argument("structure", help="a noisy structure, any format ASE reads (FixAtoms kept)")
     denoise.add_argument("--fmax", type=float, default=0.05, help="stop when every pseudo-force is below this (eV/Å)")
     denoise.add_argument("--steps", type=int, default=500, help="maximum denoising steps")

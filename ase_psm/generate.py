@@ -172,7 +172,7 @@ def _mirror_enantiomers(positions: np.ndarray, centres: list, handedness: np.nda
 
 def _checks(
     model: PseudoForceNet, template: ase.Atoms, clash_distance: float | None, check_bonds: bool | str,
-    enantiomers: str = "mirror",
+    enantiomers: str,
 ) -> dict:
     """Keyword arguments of :func:`structure_problems` for structures like ``template``."""
     if check_bonds not in (True, False, "auto"):

@@ -24,6 +24,7 @@ import torch
 
 from ase_psm import sample, train
 from ase_psm.data import read_frames
+from ase_psm.metrics import phi_psi
 from ase_psm.openmm import (
     FrameRecorder,
     SeedSettings,
@@ -248,7 +249,7 @@ def main() -> None:
     curves["floor: independent reference frames"] = independent_curve(
         reference_angles, reference, budget.report_interval, args.seed)
     training_tvd = tvd(dihedrals(out / "biased.dcd"), reference)
-    sample_angles = _sample_dihedrals(structures)
+    sample_angles = np.radians(phi_psi(np.stack([a.positions for a in structures]), str(PDB)))
     results = {
         "budget": asdict(budget), "checkpoint": str(checkpoint),
         "check_after_minimization": args.check_after_minimization, "timings_s": timings, "l_fraction": l_fraction, "sample_checks": sample_checks,
@@ -260,14 +261,6 @@ def main() -> None:
     (out / "results.json").write_text(json.dumps(results, indent=1))
     _print_summary(results, budget)
     _plot(curves, reference, sample_angles, out / "ala2_seeding.png")
-
-
-def _sample_dihedrals(structures) -> np.ndarray:
-    import mdtraj
-
-    positions = np.stack([a.positions for a in structures]) / 10.0  # Å -> nm
-    trajectory = mdtraj.Trajectory(positions, mdtraj.load_topology(str(PDB)))
-    return np.concatenate([mdtraj.compute_phi(trajectory)[1], mdtraj.compute_psi(trajectory)[1]], axis=1)
 
 
 def _print_summary(results: dict, budget: Budget) -> None:

@@ -19,6 +19,18 @@ def bond_graph(numbers: np.ndarray, positions: np.ndarray, tolerance: float = BO
     return (distances < limits) & ~np.eye(len(numbers), dtype=bool)
 
 
+def is_connected(adjacency: np.ndarray) -> bool:
+    """True when the (N, N) boolean adjacency matrix forms one connected graph."""
+    seen, frontier = {0}, [0]
+    while frontier:
+        atom = frontier.pop()
+        for neighbour in np.flatnonzero(adjacency[atom]).tolist():
+            if neighbour not in seen:
+                seen.add(neighbour)
+                frontier.append(neighbour)
+    return len(seen) == len(adjacency)
+
+
 def neighbour_lists(n_atoms: int, bonds: np.ndarray) -> list[list[int]]:
     """Bonded neighbours of each atom from (n_bonds, 2) index pairs."""
     neighbours: list[list[int]] = [[] for _ in range(n_atoms)]
@@ -88,14 +100,7 @@ def graph_atom_types(numbers: np.ndarray, positions: np.ndarray) -> list[int]:
     """
     numbers = np.asarray(numbers)
     adjacency = bond_graph(numbers, positions)
-    seen, frontier = {0}, [0]
-    while frontier:
-        atom = frontier.pop()
-        for neighbour in np.flatnonzero(adjacency[atom]).tolist():
-            if neighbour not in seen:
-                seen.add(neighbour)
-                frontier.append(neighbour)
-    if len(seen) != len(numbers):
+    if not is_connected(adjacency):
         raise ValueError(
             f"atom types 'graph' need one connected molecule, but the first frame's covalent bond graph "
             f"({len(numbers)} atoms) splits into pieces; train with atom_types='element' instead"

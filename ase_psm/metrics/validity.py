@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..data.topology import bond_graph, signed_volumes
+from ..data.topology import bond_graph, is_connected, signed_volumes
 
 #: Problem names, in the order they are checked.
 PROBLEMS = ("non-finite", "exploded", "clash", "bonds", "chirality")
@@ -26,15 +26,7 @@ def is_molecule(numbers: np.ndarray, positions: np.ndarray) -> bool:
     numbers = np.asarray(numbers)
     if len(set(numbers.tolist())) < 2:
         return False
-    adjacency = bond_graph(numbers, positions)
-    seen, frontier = {0}, [0]
-    while frontier:
-        atom = frontier.pop()
-        for neighbour in np.flatnonzero(adjacency[atom]):
-            if neighbour not in seen:
-                seen.add(int(neighbour))
-                frontier.append(int(neighbour))
-    return len(seen) == len(numbers)
+    return is_connected(bond_graph(numbers, positions))
 
 
 def structure_problems(

@@ -15,6 +15,12 @@ FixAtoms and the rest is regenerated from noise around the template.
 
     python benchmarks/conformers.py --size tiny            # smoke test, < 1 minute
     nice python benchmarks/conformers.py --size cpu --out runs/conformers_cpu
+    python benchmarks/conformers.py --size cpu --memorise 10 --time-limit 330 --out runs/memorise10
+
+Every run also reports the relative pseudo-force error |f - f*| / |f*| of the trained network at
+several noise levels on its training and test molecules (``force_errors``). ``--memorise N`` trains
+on N molecules (one conformer each) and generates those same molecules (3 samples each, adaptive
+sampler): a fitting check that separates underfitting from failing to generalise.
 """
 
 from __future__ import annotations
@@ -34,6 +40,7 @@ import torch
 from ase.constraints import FixAtoms
 
 from ase_psm import sample
+from ase_psm.checkpoint import load_model
 from ase_psm.data.molecules import embed, filter_smiles, nci_smiles_path, perceive, read_smiles
 from ase_psm.model import PseudoForceNet
 from ase_psm.train.multi import MOLECULE_SCHEDULE, train_molecules
@@ -50,6 +57,8 @@ SIZES: dict[str, dict] = {
         model=dict(hidden_irreps="32x0e + 8x1e", num_layers=3, radial_hidden=32),
     ),
 }
+ERROR_SIGMAS = (0.05, 0.1, 0.3, 1.0, 3.0)
+"""Noise levels (Å) at which ``force_errors`` measures the network's relative pseudo-force error."""
 PRIOR_SIGMA = MOLECULE_SCHEDULE.sigma_max
 """Width (Å) of the Gaussian prior and of the noise on regenerated atoms: the top of the training range."""
 STRUCTURE_SIGMA = 1.0
@@ -70,6 +79,31 @@ def prepare(size: dict, seed: int) -> tuple[list[ase.Atoms], list[ase.Atoms]]:
         else:
             break
     return train, test
+
+
+def force_errors(checkpoint: Path, molecules: list[ase.Atoms], seed: int, draws: int = 4) -> dict[str, float]:
+    """Relative error sqrt(sum |f - f*|^2 / sum |f*|^2) of the pseudo-forces at each of ERROR_SIGMAS.
+
+    f* = x0 - x is the GPFF target for x = x0 + sigma * (zero-mean noise); ``draws`` noise draws per
+    molecule. 1 is the error of predicting zero. At small sigma the floor is about sqrt(3 / (3N - 3))
+    (0.15-0.3 for N = 12-40 atoms): the part of the noise that rigidly rotates x0, which no
+    rotation-equivariant network can predict.
+    """
+    model, _ = load_model(checkpoint, "cpu", "float32")
+    generator = torch.Generator().manual_seed(seed)
+    errors = {}
+    for sigma in ERROR_SIGMAS:
+        residual = total = 0.0
+        for atoms in molecules:
+            clean = torch.tensor(atoms.positions - atoms.positions.mean(axis=0), dtype=torch.float32)
+            noise = torch.randn((draws, *clean.shape), generator=generator)
+            noised = clean + sigma * (noise - noise.mean(dim=1, keepdim=True))
+            with torch.no_grad():
+                predicted = model.pseudo_forces(torch.as_tensor(atoms.numbers), noised, None)
+            residual += float((predicted - (clean - noised)).square().sum())
+            total += float((clean - noised).square().sum())
+        errors[f"{sigma:g}"] = (residual / total) ** 0.5
+    return errors
 
 
 def judge(structures: list[ase.Atoms], reference: str) -> tuple[int, int]:
@@ -165,6 +199,10 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--steps", type=int, help="training steps (default: the size's)")
     parser.add_argument("--time-limit", type=float, help="training wall-time limit in s (default: the size's)")
     parser.add_argument("--checkpoint", help="evaluate this checkpoint instead of training")
+    parser.add_argument("--loss-weighting", default="gpff", choices=("gpff", "epsilon"),
+                        help="gpff: min(1, 1/sigma^2) (SchNetPack); epsilon: 1/sigma^2")
+    parser.add_argument("--memorise", type=int, metavar="N",
+                        help="train on N molecules (1 conformer each) and generate those same molecules")
     parser.add_argument("--progress", action="store_true")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -176,7 +214,11 @@ def main(argv: list[str] | None = None) -> dict:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
+    if args.memorise:
+        size.update(n_train=args.memorise, n_test=0, conformers=1, samples=3)
     train, test = prepare(size, args.seed)
+    if args.memorise:
+        test = train
     prepare_s = time.perf_counter() - started
     print(f"{len(train)} training conformers of {len({a.info['smiles'] for a in train})} molecules, "
           f"{len(test)} test molecules ({prepare_s:.0f} s)", flush=True)
@@ -187,13 +229,22 @@ def main(argv: list[str] | None = None) -> dict:
         checkpoint = train_molecules(
             train, out / "model.pt", steps=size["steps"], batch_size=size["batch_size"], model=size["model"],
             seed=args.seed, time_limit=size["time_limit"], progress=args.progress,
+            loss_weighting=args.loss_weighting,
         )
         train_s = time.perf_counter() - started
     steps_done = torch.load(checkpoint, weights_only=True)["train_config"].get("steps_done")
     print(f"trained {steps_done} steps in {train_s:.0f} s", flush=True)
     started = time.perf_counter()
-    results = evaluate(checkpoint, test, size, args.seed)
+    errors = {"train": force_errors(checkpoint, train[:50], args.seed), "test": force_errors(checkpoint, test, args.seed)}
+    print(f"relative pseudo-force error by sigma (Å): {json.dumps(errors)}", flush=True)
+    if args.memorise:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            results = dict(rows=[run_case(checkpoint, test, size, args.seed, case="memorised", sampler="adaptive", nfe=64)])
+    else:
+        results = evaluate(checkpoint, test, size, args.seed)
     results.update(
+        force_errors=errors, loss_weighting=args.loss_weighting, memorise=args.memorise,
         size=args.size, settings={k: v for k, v in size.items()}, n_train_conformers=len(train),
         n_train_molecules=len({a.info["smiles"] for a in train}), n_test=len(test),
         test_smiles=[a.info["reference_smiles"] for a in test], steps_done=steps_done,

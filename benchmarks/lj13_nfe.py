@@ -7,6 +7,8 @@ interatomic-distance TVD and energy median against the shipped reference (docs/p
 
     python benchmarks/lj13_nfe.py --out /tmp/nfe --plot docs/lj13_nfe.png    # ~25 min on one core
     python benchmarks/lj13_nfe.py --out /tmp/nfe --n 32 --quick             # seconds
+    python benchmarks/lj13_nfe.py --out /tmp/nfe400 --n 500 --settings pc:400 \
+        --models runs/c/dsm-score.pt runs/d/psm-score-t0.05.pt              # one setting, any checkpoints
 """
 
 from __future__ import annotations
@@ -90,10 +92,15 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--models", nargs="+", default=["lj13-dsm", "lj13-psm"])
     parser.add_argument("--quick", action="store_true", help="three tiny settings (a smoke run)")
+    parser.add_argument("--settings", nargs="+", metavar="SAMPLER:STEPS",
+                        help="sampler settings to run instead of the default grid, e.g. pc:400 heun:20")
     parser.add_argument("--plot", type=Path, help="write the TVD-vs-NFE figure here")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
-    rows = run(args.models, QUICK if args.quick else SETTINGS, args.n, args.seed)
+    settings = QUICK if args.quick else SETTINGS
+    if args.settings:
+        settings = [(text.split(":")[0], int(text.split(":")[1])) for text in args.settings]
+    rows = run(args.models, settings, args.n, args.seed)
     (args.out / "lj13_nfe.json").write_text(json.dumps(rows, indent=1))
     if args.plot:
         plot(rows, args.plot)

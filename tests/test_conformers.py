@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 pytest.importorskip("rdkit")
 
@@ -87,12 +88,19 @@ def test_train_molecules_checkpoint_samples_held_out_molecule(tmp_path):
     assert Path(checkpoint).with_suffix(".csv").exists()
 
 
+def load_benchmark():
+    """benchmarks/conformers.py as a module (it is a script, not part of the package)."""
+    if "conformers_benchmark" not in sys.modules:
+        spec = importlib.util.spec_from_file_location("conformers_benchmark", BENCHMARK)
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules["conformers_benchmark"] = module
+        spec.loader.exec_module(module)
+    return sys.modules["conformers_benchmark"]
+
+
 def test_tiny_benchmark_end_to_end(tmp_path):
-    spec = importlib.util.spec_from_file_location("conformers_benchmark", BENCHMARK)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["conformers_benchmark"] = module
-    spec.loader.exec_module(module)
+    module = load_benchmark()
     results = module.main(["--size", "tiny", "--out", str(tmp_path)])
     assert (tmp_path / "results.json").exists() and (tmp_path / "model.pt").exists()
     assert results["n_test"] >= 1 and results["n_train_molecules"] >= 2
@@ -107,3 +115,17 @@ def test_tiny_benchmark_end_to_end(tmp_path):
         assert 1.0 <= row["mean_nfe"] <= row["nfe"]
         assert math.isfinite(row["wall_s"])
     assert "| generate | gaussian, 4 | adaptive | 6 |" in module.markdown_table(rows)
+    for split in ("train", "test"):
+        errors = results["force_errors"][split]
+        assert list(errors) == ["0.05", "0.1", "0.3", "1", "3"]
+        assert all(math.isfinite(e) and e > 0 for e in errors.values())
+
+
+def test_memorise_mode_generates_its_training_molecules(tmp_path):
+    module = load_benchmark()
+    results = module.main(["--size", "tiny", "--memorise", "2", "--loss-weighting", "epsilon", "--out", str(tmp_path)])
+    (row,) = results["rows"]
+    assert row["case"] == "memorised" and row["n"] == 2 * 3
+    assert results["test_smiles"] == [a.info["reference_smiles"] for a in module.prepare(
+        dict(module.SIZES["tiny"], n_train=2, n_test=0, conformers=1), 0)[0]]
+    assert torch.load(tmp_path / "model.pt", weights_only=True)["train_config"]["loss_weighting"] == "epsilon"

@@ -4,7 +4,7 @@
 pseudo-force network on structures of many compositions and sizes, in flat batches
 (:meth:`~ase_psm.model.PseudoForceNet.pseudo_forces_flat`): each batch draws molecules, one
 noise level per molecule from the schedule, zero-centre-of-mass noise per molecule, and
-regresses the GPFF target x0 - x with the ``gpff`` weighting min(1, 1/sigma^2). AdamW,
+regresses the GPFF target x0 - x, by default with the ``gpff`` weighting min(1, 1/sigma^2). AdamW,
 warm-up + cosine learning rate, gradient clipping and EMA weights as in :mod:`.trainer`; the
 checkpoint has the same payload, so :func:`ase_psm.sample` and ``PSMCalculator`` load it.
 """
@@ -67,6 +67,9 @@ def molecule_model_config(molecules: Sequence[ase.Atoms], schedule: NoiseSchedul
         num_radial=RADIAL_BASIS_SIZE,
     )
     values.update(overrides)
+    if values.get("aggregation") == "sum" and "neighbour_scale" not in overrides:
+        # all pairs are neighbours: the median molecule's atoms see as much as with "mean"
+        values["neighbour_scale"] = float(np.median([len(atoms) for atoms in molecules])) - 1.0
     return ModelConfig(**values)
 
 
@@ -104,6 +107,7 @@ def train_molecules(
     grad_clip: float = 10.0,
     ema_decay: float = 0.999,
     schedule: NoiseSchedule | None = None,
+    loss_weighting: str = "gpff",
     model: dict | None = None,
     seed: int = 0,
     time_limit: float | None = None,
@@ -116,6 +120,8 @@ def train_molecules(
     (final EMA weights, the :mod:`.trainer` payload with ``train_config["molecules"]`` holding the
     number of structures) and ``<out>.csv`` (step, learning rate, running loss, elapsed s).
     ``time_limit`` (s) stops early and saves; the learning-rate schedule still assumes ``steps``.
+    ``loss_weighting``: ``"gpff"`` min(1, 1/sigma^2) (SchNetPack) or ``"epsilon"`` 1/sigma^2,
+    which weights small noise levels (bond-length precision) as much as large ones.
     """
     if not molecules:
         raise ValueError("no training molecules")
@@ -124,6 +130,7 @@ def train_molecules(
         loss="gpff", steps=steps, batch_size=batch_size, learning_rate=learning_rate,
         weight_decay=weight_decay, warmup_steps=warmup_steps, grad_clip=grad_clip, ema_decay=ema_decay,
         seed=seed, val_fraction=0.0, schedule=schedule, model=dict(model or {}), device="cpu",
+        loss_weighting=loss_weighting,
     )
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -154,7 +161,7 @@ def train_molecules(
             predicted = net.pseudo_forces_flat(z, noised, batch, None)
             squared = torch.zeros(len(chosen)).index_add_(0, batch, (predicted - target).square().sum(-1))
             squared = squared / (3 * sizes[chosen])
-            loss = (loss_weight("gpff", sigma) * squared).mean()
+            loss = (loss_weight(loss_weighting, sigma) * squared).mean()
             optimizer_step(net, ema, loss, optimizer, scheduler, grad_clip, ema_decay, step)
             step += 1
             value = loss.item()

@@ -88,6 +88,19 @@ def test_train_molecules_checkpoint_samples_held_out_molecule(tmp_path):
     assert Path(checkpoint).with_suffix(".csv").exists()
 
 
+def test_train_molecules_sigma_conditioned_network(tmp_path):
+    train = [a for text in ("CCO", "CC(=O)N") for a in embed(text)]
+    checkpoint = train_molecules(
+        train, tmp_path / "s.pt", steps=3, batch_size=2, progress=False, loss_weighting="epsilon",
+        model=dict(hidden_irreps="4x0e + 2x1e", num_layers=1, num_radial=8, radial_hidden=8, sigma_conditioned=True),
+    )
+    payload = torch.load(checkpoint, weights_only=True)
+    assert payload["model_config"]["sigma_conditioned"] and payload["train_config"]["loss_weighting"] == "epsilon"
+    structures = sample(checkpoint, train[0], 2, sampler="pc", steps=3, progress=False, on_invalid="keep",
+                        check_bonds=False, device="cpu")
+    assert all(np.isfinite(s.positions).all() for s in structures)
+
+
 def load_benchmark():
     """benchmarks/conformers.py as a module (it is a script, not part of the package)."""
     if "conformers_benchmark" not in sys.modules:

@@ -172,16 +172,20 @@ def seed_simulations(
     """
     start = time.perf_counter()
     settings = settings or SeedSettings()
-    simulation, temperature = _prepare_simulation(simulation, system, topology, positions, checkpoint, settings)
+    payload = None
+    if checkpoint is not None:
+        from ..checkpoint import load_checkpoint
+
+        payload = load_checkpoint(checkpoint)  # once, for the temperature and the atom-type check
+    simulation, temperature = _prepare_simulation(simulation, system, topology, positions, payload, settings)
     template = simulation.context.getState(getPositions=True).getPositions(asNumpy=True)
     template_atoms = ase.Atoms(numbers=atomic_numbers(simulation.topology), positions=positions_to_angstrom(template))
     if structures is None:
-        if checkpoint is None:
+        if checkpoint is None or payload is None:
             raise ValueError("give a checkpoint to sample from, or the seed structures as structures=[...].")
-        from ..checkpoint import load_checkpoint
         from ..generate import sample
 
-        if load_checkpoint(checkpoint)["model_config"].get("site_types") is None:
+        if payload["model_config"].get("site_types") is None:
             warnings.warn(
                 "the model tells atoms apart by element only, so its samples rarely keep the topology's bond "
                 "graph in atom order and most will be rejected; train it with atom_types='graph' "
@@ -247,7 +251,7 @@ def _screen(structures, simulation, checker: StructureChecker, template_energy: 
     return accepted, energies, rejected
 
 
-def _prepare_simulation(simulation, system, topology, positions, checkpoint, settings: SeedSettings):
+def _prepare_simulation(simulation, system, topology, positions, payload: dict | None, settings: SeedSettings):
     """The Simulation to run on, at the template positions, and its temperature (K)."""
     import openmm
     from openmm import app, unit
@@ -258,7 +262,7 @@ def _prepare_simulation(simulation, system, topology, positions, checkpoint, set
         temperature = settings.temperature or _integrator_temperature(simulation.integrator)
         if positions is not None:
             simulation.context.setPositions(positions)
-        return simulation, temperature or _checkpoint_temperature(checkpoint)
+        return simulation, temperature or _checkpoint_temperature(payload)
     if system is None or topology is None or positions is None:
         raise ValueError(
             "seeding needs an OpenMM System, its Topology and template positions (e.g. from the "
@@ -269,7 +273,7 @@ def _prepare_simulation(simulation, system, topology, positions, checkpoint, set
             f"the System has {system.getNumParticles()} particles but the Topology has "
             f"{topology.getNumAtoms()} atoms; load both for the same system."
         )
-    temperature = settings.temperature or _checkpoint_temperature(checkpoint)
+    temperature = settings.temperature or _checkpoint_temperature(payload)
     integrator = openmm.LangevinMiddleIntegrator(
         temperature * unit.kelvin, settings.friction / unit.picosecond, settings.timestep * unit.picosecond
     )
@@ -287,13 +291,10 @@ def _integrator_temperature(integrator) -> float | None:
     return None if getter is None else getter().value_in_unit(unit.kelvin)
 
 
-def _checkpoint_temperature(checkpoint) -> float:
-    if checkpoint is not None:
-        from ..checkpoint import load_checkpoint
-
-        temperature = load_checkpoint(checkpoint).get("temperature")
-        if temperature:
-            return float(temperature)
+def _checkpoint_temperature(payload: dict | None) -> float:
+    """The training temperature (K) stored in a loaded checkpoint."""
+    if payload is not None and payload.get("temperature"):
+        return float(payload["temperature"])
     raise ValueError(
         "no temperature: pass SeedSettings(temperature=...) in K (the checkpoint has none, or "
         "no checkpoint was given)."

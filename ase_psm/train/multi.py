@@ -122,6 +122,8 @@ def train_molecules(
     ``time_limit`` (s) stops early and saves; the learning-rate schedule still assumes ``steps``.
     ``loss_weighting``: ``"gpff"`` min(1, 1/sigma^2) (SchNetPack) or ``"epsilon"`` 1/sigma^2,
     which weights small noise levels (bond-length precision) as much as large ones.
+    ``model=dict(sigma_conditioned=True)`` trains a sigma-conditioned network on the same targets
+    (for the ``pc``/``heun`` samplers) instead of a time-step-free one.
     """
     if not molecules:
         raise ValueError("no training molecules")
@@ -158,7 +160,7 @@ def train_molecules(
             z, noised, batch, sigma, target = gpff_batch(
                 numbers, positions, offsets, sizes, chosen, schedule, generator
             )
-            predicted = net.pseudo_forces_flat(z, noised, batch, None)
+            predicted = net.pseudo_forces_flat(z, noised, batch, sigma if net.config.sigma_conditioned else None)
             squared = torch.zeros(len(chosen)).index_add_(0, batch, (predicted - target).square().sum(-1))
             squared = squared / (3 * sizes[chosen])
             loss = (loss_weight(loss_weighting, sigma) * squared).mean()

@@ -67,9 +67,6 @@ def molecule_model_config(molecules: Sequence[ase.Atoms], schedule: NoiseSchedul
         num_radial=RADIAL_BASIS_SIZE,
     )
     values.update(overrides)
-    if values.get("aggregation") == "sum" and "neighbour_scale" not in overrides:
-        # all pairs are neighbours: the median molecule's atoms see as much as with "mean"
-        values["neighbour_scale"] = float(np.median([len(atoms) for atoms in molecules])) - 1.0
     return ModelConfig(**values)
 
 

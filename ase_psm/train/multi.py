@@ -117,8 +117,9 @@ def train_molecules(
     (final EMA weights, the :mod:`.trainer` payload with ``train_config["molecules"]`` holding the
     number of structures) and ``<out>.csv`` (step, learning rate, running loss, elapsed s).
     ``time_limit`` (s) stops early and saves; the learning-rate schedule still assumes ``steps``.
-    ``loss_weighting``: ``"gpff"`` min(1, 1/sigma^2) (SchNetPack) or ``"epsilon"`` 1/sigma^2,
-    which weights small noise levels (bond-length precision) as much as large ones.
+    ``loss_weighting``: ``"gpff"`` min(1, 1/sigma^2) (SchNetPack), ``"epsilon"`` 1/sigma^2,
+    which weights small noise levels (bond-length precision) as much as large ones, or ``"score"``
+    (with the network's sigma_data, as in :mod:`.trainer`).
     ``model=dict(sigma_conditioned=True)`` trains a sigma-conditioned network on the same targets
     (for the ``pc``/``heun`` samplers) instead of a time-step-free one.
     """
@@ -160,7 +161,7 @@ def train_molecules(
             predicted = net.pseudo_forces_flat(z, noised, batch, sigma if net.config.sigma_conditioned else None)
             squared = torch.zeros(len(chosen)).index_add_(0, batch, (predicted - target).square().sum(-1))
             squared = squared / (3 * sizes[chosen])
-            loss = (loss_weight(loss_weighting, sigma) * squared).mean()
+            loss = (loss_weight(loss_weighting, sigma, net.config.sigma_data) * squared).mean()
             optimizer_step(net, ema, loss, optimizer, scheduler, grad_clip, ema_decay, step)
             step += 1
             value = loss.item()

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from ase_psm.benchmarks import BenchConfig, content_key, load_or_generate
-from ase_psm.benchmarks.report import mean_std, table
+from ase_psm.benchmarks.report import comparison, mean_std, table, write_summary_plots
 from ase_psm.cli.main import main
 
 MODELS = "dsm,piecewise-weighted"
@@ -112,3 +112,24 @@ def test_table_mean_std():
            "floor": {"values": {"distance_tvd": 0.01}, "null_reasons": {}}, "wall_s": {"train_s": 1.0, "sample_s": 1.0}}
     text = table([row], "lj13", "biased")
     assert "| dsm | 1 | 0.1 | 2 |" in text and "training set" in text
+
+
+def test_comparison_counts_wins_and_mean_reduction(tmp_path):
+    def result(dataset, model, seed, value):
+        return {"dataset": dataset, "protocol": "biased", "model": model, "seed": seed,
+                "metrics": {"values": {"hr_mae": value}, "null_reasons": {}}}
+
+    results = [result("a", "dsm", 0, 0.2), result("a", "dsm", 1, 0.4), result("a", "piecewise-weighted", 0, 0.15),
+               result("b", "dsm", 0, 0.1), result("b", "piecewise-weighted", 0, 0.11),
+               result("c", "piecewise-weighted", 0, 0.1)]  # c has no DSM run: left out
+    text = comparison(results, "biased", "hr_mae")
+    # a: 1 - 0.15 / 0.3 = +50 %; b: 1 - 0.11 / 0.1 = -10 %; mean +20 %
+    assert "| a | 0.3 | 0.15 | +50.0 % |" in text and "| b | 0.1 | 0.11 | -10.0 % |" in text
+    assert "lower on 1 of 2" in text and "mean +20.0 %" in text and "| c |" not in text
+    assert comparison(results[:3], "biased", "hr_mae") == ""  # one data set: nothing to summarise
+
+    (tmp_path / "results").mkdir()
+    for k, row in enumerate(results):
+        (tmp_path / "results" / f"{k}.json").write_text(json.dumps(row))
+    assert write_summary_plots(tmp_path) == [tmp_path / "plots" / "biased_hr_mae.png"]
+    assert (tmp_path / "plots" / "biased_hr_mae.png").stat().st_size > 0

@@ -6,7 +6,7 @@ from .cache import content_key, load_or_generate
 from .config import DATA, MODELS, PROTOCOLS, SIZES, SYSTEMS, TRAIN, ModelSpec, TrainSettings
 from .data import BenchData, load_system
 from .evaluate import MetricSet, evaluate, floor_metrics
-from .report import PAPER, load_results, table, write_plots, write_report
+from .report import PAPER, load_results, table, write_plots, write_report, write_summary_plots
 from .runner import BenchConfig, RunResult, run_benchmark
 
 __all__ = [
@@ -33,4 +33,5 @@ __all__ = [
     "table",
     "write_plots",
     "write_report",
+    "write_summary_plots",
 ]

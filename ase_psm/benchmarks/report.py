@@ -81,6 +81,44 @@ def table(results: list[dict], dataset: str, protocol: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def dataset_means(results: list[dict], protocol: str, metric: str) -> dict[str, dict[str, float]]:
+    """{data set: {model: mean of `metric` over seeds, "training set": ..., "floor": ...}} of one protocol."""
+    means: dict[str, dict[str, float]] = defaultdict(dict)
+    rows = [r for r in results if r["protocol"] == protocol]
+    for dataset in sorted({r["dataset"] for r in rows}):
+        group = [r for r in rows if r["dataset"] == dataset]
+        for model in sorted({r["model"] for r in group}, key=lambda m: MODEL_ORDER.index(m) if m in MODEL_ORDER else 99):
+            finite = [v for r in group if r["model"] == model and (v := r["metrics"]["values"].get(metric)) is not None]
+            if finite:
+                means[dataset][model] = float(np.mean(finite))
+        for label, key in (("training set", "training_set"), ("floor", "floor")):
+            value = group[0].get(key, {}).get("values", {}).get(metric)
+            if value is not None:
+                means[dataset][label] = float(value)
+    return dict(means)
+
+
+def comparison(results: list[dict], protocol: str, metric: str, baseline: str = "dsm",
+               model: str = "piecewise-weighted") -> str:
+    """A Markdown table of `model` against `baseline` over the data sets of one protocol (md17: the
+    molecules), by the mean of `metric` over seeds: the relative reduction per data set, how many
+    data sets `model` wins and the mean reduction. Empty when fewer than two data sets have both."""
+    rows = {d: m for d, m in dataset_means(results, protocol, metric).items() if baseline in m and model in m}
+    if len(rows) < 2:
+        return ""
+    reductions = {d: 1.0 - m[model] / m[baseline] for d, m in rows.items()}
+    lines = [f"**{model} against {baseline}, protocol {protocol}, {metric}** (mean over seeds)", "",
+             f"| data set | {baseline} | {model} | reduction |", "|---|---|---|---|"]
+    lines += [f"| {d} | {m[baseline]:.4g} | {m[model]:.4g} | {100 * reductions[d]:+.1f} % |" for d, m in rows.items()]
+    wins = sum(r > 0 for r in reductions.values())
+    lines.append(f"| **{model} lower on {wins} of {len(rows)}** | | | **mean {100 * np.mean(list(reductions.values())):+.1f} %** |")
+    return "\n".join(lines) + "\n"
+
+
+def _primary_metric(results: list[dict], protocol: str) -> str:
+    return next(iter(next(r for r in results if r["protocol"] == protocol)["metrics"]["values"]))
+
+
 def _paper_text(paper: dict[str, float]) -> str:
     return ", ".join(f"{k} {v}" for k, v in paper.items())
 
@@ -91,6 +129,9 @@ def write_report(out: str | Path) -> Path:
     keys = sorted({(r["dataset"], r["protocol"]) for r in results})
     text = "# Benchmark results\n\nMean ± sample std over seeds. Reference: our own sampling.\n\n"
     text += "\n".join(table(results, dataset, protocol) for dataset, protocol in keys)
+    for protocol in sorted({r["protocol"] for r in results}):
+        summary = comparison(results, protocol, _primary_metric(results, protocol))
+        text += "\n" + summary if summary else ""
     path = Path(out) / "results.md"
     path.write_text(text)
     return path
@@ -121,4 +162,21 @@ def write_plots(data: BenchData, protocol: str, out: str | Path) -> list[Path]:
     if "ramachandran_tvd" in metric_names(data):
         angles = {name: phi_psi(x, data.topology) for name, x in named.items()}
         written.append(plot_ramachandran(angles, phi_psi(data.reference, data.topology), f"{stem}_ramachandran.png"))
+    return written
+
+
+def write_summary_plots(out: str | Path) -> list[Path]:
+    """``<out>/plots/<protocol>_<metric>.png``: bars of each model's mean primary metric beside the
+    training set and the floor, one group per data set, for protocols with several data sets (md17)."""
+    from ..metrics import plot_grouped_bars
+
+    results = load_results(out)
+    written = []
+    for protocol in sorted({r["protocol"] for r in results}):
+        metric = _primary_metric(results, protocol)
+        means = dataset_means(results, protocol, metric)
+        if len(means) >= 2:
+            path = Path(out) / "plots" / f"{protocol}_{metric}.png"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            written.append(plot_grouped_bars(means, path, ylabel=f"{metric} (mean over seeds)"))
     return written

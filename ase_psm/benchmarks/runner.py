@@ -188,7 +188,7 @@ def run_benchmark(config: BenchConfig) -> list[RunResult]:
     and writes the plots and ``<out>/results.md``."""
     import torch
 
-    from .report import write_plots, write_report
+    from .report import write_plots, write_report, write_summary_plots
 
     if config.threads:
         torch.set_num_threads(config.threads)
@@ -211,6 +211,7 @@ def run_benchmark(config: BenchConfig) -> list[RunResult]:
         for protocol in config.protocols:
             write_plots(data, protocol, config.out)
     write_report(config.out)
+    write_summary_plots(config.out)
     manifest = {"config": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(config).items()},
                 "data": {d.name: d.cache for d in datasets}, "data_s": data_s,
                 "total_s": time.perf_counter() - started, "runs": len(results), "device": device_info(config.device)}

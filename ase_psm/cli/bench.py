@@ -12,10 +12,12 @@ def _csv(text: str) -> tuple[str, ...]:
 
 
 def _bench(args: argparse.Namespace) -> None:
-    from ..benchmarks import BenchConfig, run_benchmark, write_report
+    from ..benchmarks import BenchConfig, run_benchmark, write_report, write_summary_plots
 
     if args.report_only:
         print(f"wrote {write_report(Path(args.out))}")
+        for path in write_summary_plots(Path(args.out)):
+            print(f"wrote {path}")
         return
     config = BenchConfig(
         system=args.system, size=args.size, seeds=args.seeds, device=args.device, out=Path(args.out),

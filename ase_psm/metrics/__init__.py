@@ -12,6 +12,7 @@ from ase_psm.metrics.distances import (
 )
 from ase_psm.metrics.plots import (
     plot_energy_histograms,
+    plot_grouped_bars,
     plot_hr,
     plot_loss_curve,
     plot_ramachandran,
@@ -44,6 +45,7 @@ __all__ = [
     "phi_psi",
     "plot_distance_histograms",
     "plot_energy_histograms",
+    "plot_grouped_bars",
     "plot_hr",
     "plot_loss_curve",
     "plot_ramachandran",

@@ -99,3 +99,18 @@ def plot_loss_curve(log: str | Path, path: str | Path) -> Path:
     axes.set(xlabel="step", ylabel="loss", yscale="log")
     axes.legend()
     return _save(figure, path)
+
+
+def plot_grouped_bars(values: dict[str, dict[str, float]], path: str | Path, ylabel: str) -> Path:
+    """One group of bars per key of `values` (e.g. a molecule), one bar per inner key (e.g. a model)."""
+    groups = list(values)
+    series = list(dict.fromkeys(name for group in values.values() for name in group))
+    figure, axes = _figure(width=max(6.0, 1.1 * len(groups)))
+    width = 0.8 / max(len(series), 1)
+    for k, name in enumerate(series):
+        heights = [values[group].get(name, np.nan) for group in groups]
+        axes.bar(np.arange(len(groups)) + (k - (len(series) - 1) / 2) * width, heights, width, label=name)
+    axes.set_xticks(np.arange(len(groups)), groups, rotation=30, ha="right")
+    axes.set(ylabel=ylabel)
+    axes.legend()
+    return _save(figure, path)

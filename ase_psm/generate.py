@@ -12,7 +12,7 @@ import torch
 
 from .ase.constraints import fixed_atom_mask
 from .checkpoint import load_model, resolve_dtype
-from .data.topology import bond_graph, signed_volumes, stereocentres
+from .data.topology import bond_graph, match_to_template, signed_volumes, stereocentres
 from .diffusion.noise import geometric_sigmas, karras_sigmas, zero_com_noise
 from .diffusion.samplers import SAMPLERS
 from .metrics.validity import SampleReport, is_molecule, structure_problems
@@ -53,6 +53,7 @@ def sample(
     clash_distance: float | None = None,
     check_bonds: bool | Literal["auto"] = "auto",
     enantiomers: Literal["mirror", "reject", "keep"] = "mirror",
+    renumber: bool = True,
     return_report: bool = False,
     **sampler_options,
 ) -> list[ase.Atoms] | tuple[list[ase.Atoms], SampleReport]:
@@ -79,8 +80,11 @@ def sample(
     handedness: ``"mirror"`` reflects a structure that is the template's mirror image at every
     stereocentre (exact: the potential energy, hence the Boltzmann distribution, is invariant under
     reflection) and flags a structure inverted at some but not all centres as ``chirality``;
-    ``"reject"`` flags every inversion; ``"keep"`` does not look. Reflection is skipped when the
-    template has fixed atoms. A warning is issued when fewer than ``n``
+    ``"reject"`` flags every inversion; ``"keep"`` does not look. With ``renumber`` (and the bond
+    check on), a structure whose bond graph is the template's up to a renumbering of atoms of one
+    element (symmetry-equivalent atoms that swapped places, e.g. the two halves of a symmetric
+    molecule) is renumbered into the template's atom order and counts as valid. Reflection and
+    renumbering are skipped when the template has fixed atoms. A warning is issued when fewer than ``n``
     structures come back or invalid ones are kept; ``return_report=True`` also
     returns the :class:`~ase_psm.metrics.validity.SampleReport`.
     """
@@ -136,6 +140,7 @@ def sample(
 
     checks = _checks(model, template, clash_distance, check_bonds, enantiomers)
     mirror = enantiomers == "mirror" and bool(checks.get("stereocentres")) and free is None
+    renumber = renumber and "reference_bonds" in checks and free is None
     report = SampleReport(requested=n, on_invalid=on_invalid)
     structures: list[ase.Atoms] = []
     while len(structures) < n and report.rounds < (max_rounds if on_invalid == "regenerate" else 1):
@@ -143,6 +148,8 @@ def sample(
         missing = n - len(structures)
         for start in range(0, missing, batch_size):
             positions = draw(min(batch_size, missing - start))
+            if renumber:
+                report.renumbered += _renumber(positions, checks["numbers"], checks["reference_bonds"])
             if mirror:
                 report.mirrored += _mirror_enantiomers(positions, checks["stereocentres"], checks["reference_handedness"])
             for coordinates, problems in zip(positions, structure_problems(positions, **checks)):
@@ -161,6 +168,19 @@ def sample(
     if report.returned < n or (on_invalid == "keep" and report.invalid):
         warnings.warn(f"sample: {report}", RuntimeWarning, stacklevel=2)
     return (structures, report) if return_report else structures
+
+
+def _renumber(positions: np.ndarray, numbers: np.ndarray, reference_bonds: np.ndarray) -> int:
+    """Renumber (in place) the structures whose bond graph is the template's up to a permutation of
+    atoms of one element; returns how many were renumbered."""
+    renumbered = 0
+    for i, bonds in enumerate(bond_graph(numbers, positions)):
+        if not (bonds == reference_bonds).all():
+            order = match_to_template(numbers, bonds, reference_bonds)
+            if order is not None:
+                positions[i] = positions[i][order]
+                renumbered += 1
+    return renumbered
 
 
 def _mirror_enantiomers(positions: np.ndarray, centres: list, handedness: np.ndarray) -> int:

@@ -165,3 +165,51 @@ def test_enantiomers_are_mirrored_and_diastereomers_flagged():
     assert _mirror_enantiomers(positions, centres, handedness) == 1  # only the full mirror image
     assert structure_problems(positions, **checks) == [[], [], ["chirality"]]
     np.testing.assert_allclose(signed_volumes(positions[1], centres), signed_volumes(template, centres))
+
+
+def _malonaldehyde() -> tuple[np.ndarray, np.ndarray]:
+    """O=CH-CH2-CH=O, planar-ish, atoms 0-4 heavy (O C C C O), 5-8 H; two equivalent halves."""
+    numbers = np.array([8, 6, 6, 6, 8, 1, 1, 1, 1])
+    positions = np.array([
+        [-2.3, 0.6, 0.0], [-1.25, 0.0, 0.0], [0.0, 0.8, 0.0], [1.25, 0.0, 0.0], [2.3, 0.6, 0.0],
+        [-1.25, -1.1, 0.0], [0.0, 1.45, 0.88], [0.0, 1.45, -0.88], [1.25, -1.1, 0.0],
+    ])
+    return numbers, positions
+
+
+def test_match_to_template_renumbers_swapped_equivalent_atoms_only():
+    from ase_psm.data.topology import match_to_template
+
+    numbers, template = _malonaldehyde()
+    reference = bond_graph(numbers, template)
+    assert np.array_equal(match_to_template(numbers, reference, reference), np.arange(9))
+    # the aldehyde H of the left half and the right O trade indices: same molecule, other numbering
+    swapped = template.copy()
+    swapped[[5, 8]] = template[[8, 5]]
+    swapped[[0, 4]] = template[[4, 0]]
+    bonds = bond_graph(numbers, swapped)
+    assert (bonds != reference).any()
+    order = match_to_template(numbers, bonds, reference)
+    assert order is not None and np.array_equal(numbers[order], numbers)
+    assert np.array_equal(bond_graph(numbers, swapped[order]), reference)
+    # a different molecule of the same atoms (an aldehyde H moved from its carbon onto the oxygen): no match
+    isomer = template.copy()
+    isomer[5] = template[0] + np.array([-0.5, 0.8, 0.0])
+    isomer_bonds = bond_graph(numbers, isomer)
+    assert isomer_bonds.sum() == reference.sum() and isomer_bonds[0, 5] and not isomer_bonds[1, 5]
+    assert match_to_template(numbers, isomer_bonds, reference) is None
+
+
+def test_sample_renumbering_turns_swapped_halves_into_valid_structures():
+    from ase_psm.generate import _renumber
+
+    numbers, template = _malonaldehyde()
+    reference = bond_graph(numbers, template)
+    swapped = template.copy()
+    swapped[[5, 8]] = template[[8, 5]]
+    positions = np.stack([template, swapped])
+    checks = dict(clash_distance=0.5, max_radius=10.0, numbers=numbers, reference_bonds=reference)
+    assert structure_problems(positions, **checks) == [[], ["bonds"]]
+    assert _renumber(positions, numbers, reference) == 1
+    assert structure_problems(positions, **checks) == [[], []]
+    np.testing.assert_allclose(positions[0], template)  # a valid structure is left alone

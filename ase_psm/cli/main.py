@@ -89,7 +89,8 @@ def _sample(args: argparse.Namespace) -> None:
         _checkpoint(args), template, n=args.n, sampler=args.sampler, steps=args.steps, seed=args.seed,
         prior=args.prior, sigma_max=args.sigma_max, batch_size=args.batch_size, device=args.device,
         on_invalid=args.on_invalid, max_rounds=args.max_rounds, clash_distance=args.clash_distance,
-        check_bonds=False if args.no_bond_check else "auto", enantiomers=args.enantiomers, return_report=True,
+        check_bonds=False if args.no_bond_check else "auto", enantiomers=args.enantiomers,
+        renumber=not args.no_renumber, return_report=True,
         progress=not args.quiet,
     )
     if result is None:  # a rank other than 0 of a --ddp job: rank 0 writes
@@ -254,6 +255,9 @@ def build_parser() -> argparse.ArgumentParser:
                              "reject any inversion, or keep all")
     sample.add_argument("--no-bond-check", action="store_true",
                         help="skip comparing covalent bonds with the template's")
+    sample.add_argument("--no-renumber", action="store_true",
+                        help="do not renumber structures whose bonds match the template's after swapping "
+                             "equivalent atoms (they then count as wrong bonds)")
     sample.add_argument("--ddp", action="store_true",
                         help="shard over a torchrun job: rank r uses a seed from (seed, r); rank 0 writes in rank order")
     sample.add_argument("--out", default="samples.extxyz", help="output file, any format ASE writes")

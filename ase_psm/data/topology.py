@@ -58,6 +58,75 @@ def equivalence_classes(numbers: np.ndarray, bonds: np.ndarray) -> np.ndarray:
     return classes
 
 
+def match_to_template(
+    numbers: np.ndarray, bonds: np.ndarray, reference_bonds: np.ndarray, max_steps: int = 100_000
+) -> np.ndarray | None:
+    """Renumber a structure onto a template of the same molecule by graph isomorphism.
+
+    numbers: (N,) elements, shared by structure and template; bonds, reference_bonds: (N, N)
+    boolean adjacency of the structure and of the template. Returns a permutation ``p`` (atom i of
+    the template is atom ``p[i]`` of the structure) with ``numbers[p] == numbers`` and
+    ``bonds[p][:, p] == reference_bonds``, the identity when the graphs already agree, or None
+    when the graphs are not isomorphic (or ``max_steps`` backtracking steps found no match).
+    Symmetry-equivalent atoms that swapped places (the two halves of a symmetric molecule) are
+    put back in the template's order this way.
+    """
+    numbers = np.asarray(numbers)
+    n = len(numbers)
+    bonds, reference_bonds = np.asarray(bonds, dtype=bool), np.asarray(reference_bonds, dtype=bool)
+    if (bonds == reference_bonds).all():
+        return np.arange(n)
+    # colours of both graphs from one refinement of their disjoint union, so they are comparable
+    union = np.argwhere(np.triu(reference_bonds)).tolist() + (np.argwhere(np.triu(bonds)) + n).tolist()
+    colours = equivalence_classes(np.concatenate([numbers, numbers]), np.array(union).reshape(-1, 2))
+    reference_colours, colours = colours[:n], colours[n:]
+    if sorted(reference_colours.tolist()) != sorted(colours.tolist()):
+        return None
+    order = _bfs_order(reference_bonds, start=int(np.argmin(np.bincount(reference_colours)[reference_colours])))
+    assignment, used = np.full(n, -1), np.zeros(n, dtype=bool)
+
+    def candidates(depth: int) -> list[int]:
+        atom = order[depth]
+        free = np.flatnonzero((colours == reference_colours[atom]) & ~used).tolist()
+        return sorted(free, key=lambda c: c != atom)  # the same index first
+
+    # depth-first search without recursion: options[d] are the untried candidates at depth d
+    options, depth = [candidates(0)], 0
+    for _ in range(max_steps):
+        atom = order[depth]
+        if assignment[atom] >= 0:  # back from a dead end below: free this atom's candidate
+            used[assignment[atom]], assignment[atom] = False, -1
+        placed = order[:depth]
+        while options[depth]:
+            candidate = options[depth].pop(0)
+            if (bonds[candidate, assignment[placed]] == reference_bonds[atom, placed]).all():
+                assignment[atom], used[candidate] = candidate, True
+                break
+        if assignment[atom] >= 0:
+            depth += 1
+            if depth == n:
+                return assignment
+            options.append(candidates(depth))
+        else:
+            options.pop()
+            depth -= 1
+            if depth < 0:
+                return None
+    return None
+
+
+def _bfs_order(adjacency: np.ndarray, start: int) -> list[int]:
+    """Atoms in breadth-first order from `start`, then any unreached ones (so each placed atom
+    after the first has a placed neighbour when the graph is connected)."""
+    order, seen = [start], {start}
+    for atom in order:
+        for neighbour in np.flatnonzero(adjacency[atom]).tolist():
+            if neighbour not in seen:
+                seen.add(neighbour)
+                order.append(neighbour)
+    return order + [atom for atom in range(len(adjacency)) if atom not in seen]
+
+
 def stereocentres(numbers: np.ndarray, bonds: np.ndarray) -> list[tuple[int, tuple[int, int, int]]]:
     """Stereocentres as (centre, three highest-ranked neighbours, highest first).
 

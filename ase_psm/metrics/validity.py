@@ -104,10 +104,14 @@ class SampleReport:
     mirrored: int = 0
     """Generated structures that were the template's mirror image at every stereocentre and were
     reflected (``enantiomers="mirror"``); they count as valid when they pass the other checks."""
+    renumbered: int = 0
+    """Generated structures whose bond graph was the template's up to swapped equivalent atoms and
+    that were renumbered into the template's atom order (``renumber=True``)."""
 
     def __str__(self) -> str:
         details = ", ".join(f"{count} {name}" for name, count in sorted(self.problems.items())) or "none"
         mirrored = f", {self.mirrored} mirrored to the template's enantiomer" if self.mirrored else ""
+        mirrored += f", {self.renumbered} renumbered into the template's atom order" if self.renumbered else ""
         return (
             f"generated {self.generated} in {self.rounds} round(s){mirrored}, {self.invalid} invalid ({details}); "
             f"returned {self.returned} of {self.requested} requested (on_invalid={self.on_invalid})"

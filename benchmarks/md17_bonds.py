@@ -1,0 +1,75 @@
+"""X–H bond-length spread of md17 benchmark samples: does a model thermalise its training data's bonds?
+
+The biased md17 training set (the first 500 fs of one 500 K xTB run) has bonds narrower than at
+equilibrium: the run starts from the MMFF minimum and its bond vibrations have not yet heated up.
+For each molecule this prints the spread of the X–H bond lengths (each hydrogen's distance to its
+nearest heavy atom, pooled per heavy element X, the hydrogen's partner in the reference; robust
+std = interquartile range / 1.349, Å, averaged over the X present) of the reference, the training
+set and each model's seed-0 samples, and writes a bar plot. Hydrogens are matched by distance, not by index, so samples whose
+symmetry-equivalent atoms swapped places (malonaldehyde's two halves) count like the others.
+
+Usage (after `ase-psm bench md17 --size cpu --out runs/bench_md17_cpu`):
+    python benchmarks/md17_bonds.py runs/bench_md17_cpu
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+
+from ase_psm.benchmarks.config import DATA
+from ase_psm.benchmarks.data import md17_data
+from ase_psm.metrics import plot_grouped_bars
+
+
+def xh_bond_spread(numbers: np.ndarray, positions: np.ndarray, template: np.ndarray) -> float:
+    """Robust std (IQR / 1.349, Å) of X–H bond lengths pooled per heavy element X, mean over the X present.
+
+    A bond length is a hydrogen's distance to its nearest heavy atom; X is that hydrogen's partner in
+    `template` (one structure), so a broken sample counts as an outlier of its hydrogen's own pool.
+    """
+    hydrogens, heavy = np.flatnonzero(numbers == 1), np.flatnonzero(numbers != 1)
+    partner = numbers[heavy][np.linalg.norm(template[hydrogens, None] - template[None, heavy], axis=-1).argmin(-1)]
+    lengths = np.linalg.norm(positions[:, hydrogens, None] - positions[:, None, heavy], axis=-1).min(axis=-1)
+    spreads = []
+    for element in np.unique(partner):
+        low, high = np.percentile(lengths[:, partner == element], [25, 75])
+        spreads.append((high - low) / 1.349)
+    return float(np.mean(spreads))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("out", type=Path, help="the --out directory of `ase-psm bench md17`")
+    parser.add_argument("--size", default="cpu")
+    args = parser.parse_args()
+    spreads: dict[str, dict[str, float]] = {}
+    molecules = DATA["md17"][args.size]["molecules"]
+    for data in md17_data(args.size, args.out / "cache"):  # from the cache: the run's exact data
+        runs = sorted(args.out.glob(f"runs/{data.name}_biased_*_seed0/samples.npy"))
+        if not runs:
+            continue
+        template = data.reference[0]
+        row = {"reference": xh_bond_spread(data.numbers, data.reference, template),
+               "training set": xh_bond_spread(data.numbers, data.training["biased"][0], template)}
+        for path in runs:
+            samples = np.load(path)
+            row[path.parent.name.removeprefix(f"{data.name}_biased_").removesuffix("_seed0")] = xh_bond_spread(
+                data.numbers, samples[np.isfinite(samples).all(axis=(1, 2))], template)
+        spreads[data.name.removeprefix("md17-")] = row
+    if not spreads:
+        raise SystemExit(f"no md17 samples under {args.out}/runs (molecules of size {args.size}: {molecules})")
+    names = list(dict.fromkeys(k for row in spreads.values() for k in row))
+    print("X-H bond-length spread (Å): robust std, pooled per heavy element X, mean over X")
+    print(f"{'molecule':16s}" + "".join(f"{n:>20s}" for n in names))
+    for molecule, row in spreads.items():
+        print(f"{molecule:16s}" + "".join(f"{row.get(n, float('nan')):20.4f}" for n in names))
+    (args.out / "plots").mkdir(parents=True, exist_ok=True)
+    path = plot_grouped_bars(spreads, args.out / "plots" / "md17_xh_bond_spread.png", ylabel="X–H bond-length spread (Å)")
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()

@@ -44,3 +44,33 @@ def test_integrated_autocorrelation_time_of_an_ar1_process():
     expected = (1 + phi) / (1 - phi)  # 19 frames
     assert integrated_autocorrelation_time(series) == pytest.approx(expected, rel=0.1)
     assert integrated_autocorrelation_time(rng.standard_normal(n)) == pytest.approx(1.0, abs=0.1)
+
+
+def _import_script(name: str):
+    sys.path.insert(0, str(BENCHMARKS))
+    try:
+        return __import__(name)
+    finally:
+        sys.path.remove(str(BENCHMARKS))
+
+
+def test_xh_bond_spread_is_the_robust_std_of_each_pool():
+    xh_bond_spread = _import_script("md17_bonds").xh_bond_spread
+    rng = np.random.default_rng(0)
+    numbers = np.array([6, 8, 1, 1])  # C-H (std 0.03) and O-H (std 0.01), heavy atoms 3 Å apart
+    template = np.array([[0.0, 0, 0], [3.0, 0, 0], [-1.1, 0, 0], [3.97, 0, 0]])
+    positions = np.repeat(template[None], 20_000, axis=0)
+    positions[:, 2, 0] = -(1.1 + 0.03 * rng.standard_normal(20_000))
+    positions[:, 3, 0] = 3.0 + 0.97 + 0.01 * rng.standard_normal(20_000)
+    assert xh_bond_spread(numbers, positions, template) == pytest.approx(0.02, rel=0.03)  # mean of 0.03, 0.01
+    # a broken structure (an H far away) is an outlier of its own pool, not a new pool
+    positions[:100, 2] = [1.5, 2.0, 0.0]
+    assert xh_bond_spread(numbers, positions, template) == pytest.approx(0.02, rel=0.05)
+
+
+def test_shell_statistics_of_a_hand_made_cluster():
+    shell_statistics = _import_script("lj13_local_bias").shell_statistics
+    triangle = np.array([[[0.0, 0, 0], [1.0, 0, 0], [0.0, 2.0, 0]]])  # distances 1, 2, sqrt(5)
+    stats = shell_statistics(triangle)
+    assert stats["first-shell fraction"] == pytest.approx(1 / 3) and stats["shell median"] == pytest.approx(1.0)
+    assert stats["shell width"] == 0.0 and stats["mean distance"] == pytest.approx((3 + np.sqrt(5)) / 3)

@@ -1,0 +1,53 @@
+"""Is the LJ-13 biased head biased locally (first shell) or globally (cluster shape)?
+
+PSM's force targets act only at small noise levels, so they can correct a training set's
+distribution only on the scale of thermal vibrations. This prints, for the reference, the biased
+training set and each model's seed-0 samples of `ase-psm bench lj13 --protocols biased`: the
+fraction of pairs in the first shell (distance < 1.35), the shell's median and robust width
+(interquartile range / 1.349) and the mean pair distance (reduced units).
+
+Usage (after `ase-psm bench lj13 --size cpu --protocols biased --out runs/bench_lj13_cpu`):
+    python benchmarks/lj13_local_bias.py runs/bench_lj13_cpu
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+
+from ase_psm.benchmarks.data import lj_data
+
+FIRST_SHELL = 1.35
+
+
+def shell_statistics(positions: np.ndarray) -> dict[str, float]:
+    """First-shell fraction, median and robust width, and the mean of all pair distances."""
+    i, j = np.triu_indices(positions.shape[1], 1)
+    distances = np.linalg.norm(positions[:, i] - positions[:, j], axis=-1)
+    shell = distances[distances < FIRST_SHELL]
+    low, median, high = np.percentile(shell, [25, 50, 75])
+    return {"first-shell fraction": shell.size / distances.size, "shell median": float(median),
+            "shell width": float((high - low) / 1.349), "mean distance": float(distances.mean())}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("out", type=Path, help="the --out directory of `ase-psm bench lj13`")
+    parser.add_argument("--size", default="cpu")
+    args = parser.parse_args()
+    data = lj_data(13, args.size, args.out / "cache")  # from the cache: the run's exact data
+    rows = {"reference": data.reference, "training set (biased head)": data.training["biased"][0]}
+    for path in sorted(args.out.glob("runs/lj13_biased_*_seed0/samples.npy")):
+        samples = np.load(path)
+        rows[path.parent.name.removeprefix("lj13_biased_").removesuffix("_seed0")] = samples[
+            np.isfinite(samples).all(axis=(1, 2))]
+    names = list(shell_statistics(data.reference))
+    print(f"{'':28s}" + "".join(f"{name:>22s}" for name in names))
+    for label, positions in rows.items():
+        print(f"{label:28s}" + "".join(f"{value:22.4f}" for value in shell_statistics(positions).values()))
+
+
+if __name__ == "__main__":
+    main()

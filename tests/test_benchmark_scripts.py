@@ -55,7 +55,7 @@ def _import_script(name: str):
 
 
 def test_xh_bond_spread_is_the_robust_std_of_each_pool():
-    xh_bond_spread = _import_script("md17_bonds").xh_bond_spread
+    xh_bond_spread = _import_script("md17_diagnostics").xh_bond_spread
     rng = np.random.default_rng(0)
     numbers = np.array([6, 8, 1, 1])  # C-H (std 0.03) and O-H (std 0.01), heavy atoms 3 Å apart
     template = np.array([[0.0, 0, 0], [3.0, 0, 0], [-1.1, 0, 0], [3.97, 0, 0]])

@@ -1,4 +1,6 @@
-"""X–H bond-length spread of md17 benchmark samples: does a model thermalise its training data's bonds?
+"""Diagnostics of md17 benchmark samples: X–H bond spread and bond-graph validity.
+
+1. Does a model thermalise its training data's bonds?
 
 The biased md17 training set (the first 500 fs of one 500 K xTB run) has bonds narrower than at
 equilibrium: the run starts from the MMFF minimum and its bond vibrations have not yet heated up.
@@ -8,8 +10,12 @@ std = interquartile range / 1.349, Å, averaged over the X present) of the refer
 set and each model's seed-0 samples, and writes a bar plot. Hydrogens are matched by distance, not by index, so samples whose
 symmetry-equivalent atoms swapped places (malonaldehyde's two halves) count like the others.
 
+2. Bond-graph validity: the fraction of samples whose covalent bond graph is the reference's in
+atom order, as the samples were written, and after renumbering swapped equivalent atoms
+(what `sample(renumber=True)` does; the suite's runs before that option kept the raw order).
+
 Usage (after `ase-psm bench md17 --size cpu --out runs/bench_md17_cpu`):
-    python benchmarks/md17_bonds.py runs/bench_md17_cpu
+    python benchmarks/md17_diagnostics.py runs/bench_md17_cpu
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ import numpy as np
 
 from ase_psm.benchmarks.config import DATA
 from ase_psm.benchmarks.data import md17_data
+from ase_psm.data.topology import bond_graph, match_to_template
 from ase_psm.metrics import plot_grouped_bars
 
 
@@ -40,25 +47,37 @@ def xh_bond_spread(numbers: np.ndarray, positions: np.ndarray, template: np.ndar
     return float(np.mean(spreads))
 
 
+def valid_fractions(numbers: np.ndarray, positions: np.ndarray, reference_bonds: np.ndarray) -> tuple[float, float]:
+    """Fractions of structures with the reference's bond graph: in atom order, and after renumbering."""
+    graphs = bond_graph(numbers, positions)
+    as_written = (graphs == reference_bonds).all(axis=(1, 2))
+    renumbered = [ok or match_to_template(numbers, g, reference_bonds) is not None for ok, g in zip(as_written, graphs)]
+    return float(np.mean(as_written)), float(np.mean(renumbered))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("out", type=Path, help="the --out directory of `ase-psm bench md17`")
     parser.add_argument("--size", default="cpu")
     args = parser.parse_args()
     spreads: dict[str, dict[str, float]] = {}
+    validity: dict[str, dict[str, tuple[float, float]]] = {}
     molecules = DATA["md17"][args.size]["molecules"]
     for data in md17_data(args.size, args.out / "cache"):  # from the cache: the run's exact data
         runs = sorted(args.out.glob(f"runs/{data.name}_biased_*_seed0/samples.npy"))
         if not runs:
             continue
-        template = data.reference[0]
-        row = {"reference": xh_bond_spread(data.numbers, data.reference, template),
-               "training set": xh_bond_spread(data.numbers, data.training["biased"][0], template)}
+        molecule, template = data.name.removeprefix("md17-"), data.reference[0]
+        reference_bonds = bond_graph(data.numbers, template)
+        spreads[molecule] = {"reference": xh_bond_spread(data.numbers, data.reference, template),
+                             "training set": xh_bond_spread(data.numbers, data.training["biased"][0], template)}
+        validity[molecule] = {}
         for path in runs:
+            model = path.parent.name.removeprefix(f"{data.name}_biased_").removesuffix("_seed0")
             samples = np.load(path)
-            row[path.parent.name.removeprefix(f"{data.name}_biased_").removesuffix("_seed0")] = xh_bond_spread(
-                data.numbers, samples[np.isfinite(samples).all(axis=(1, 2))], template)
-        spreads[data.name.removeprefix("md17-")] = row
+            samples = samples[np.isfinite(samples).all(axis=(1, 2))]
+            spreads[molecule][model] = xh_bond_spread(data.numbers, samples, template)
+            validity[molecule][model] = valid_fractions(data.numbers, samples, reference_bonds)
     if not spreads:
         raise SystemExit(f"no md17 samples under {args.out}/runs (molecules of size {args.size}: {molecules})")
     names = list(dict.fromkeys(k for row in spreads.values() for k in row))
@@ -69,6 +88,9 @@ def main() -> None:
     (args.out / "plots").mkdir(parents=True, exist_ok=True)
     path = plot_grouped_bars(spreads, args.out / "plots" / "md17_xh_bond_spread.png", ylabel="X–H bond-length spread (Å)")
     print(f"wrote {path}")
+    print("\nbond graph of the reference: fraction of samples as written -> after renumbering")
+    for molecule, models in validity.items():
+        print(f"{molecule:16s}" + "".join(f"{model:>20s} {a:.3f} -> {b:.3f}" for model, (a, b) in models.items()))
 
 
 if __name__ == "__main__":

@@ -7,8 +7,9 @@ equilibrium: the run starts from the MMFF minimum and its bond vibrations have n
 For each molecule this prints the spread of the X–H bond lengths (each hydrogen's distance to its
 nearest heavy atom, pooled per heavy element X, the hydrogen's partner in the reference; robust
 std = interquartile range / 1.349, Å, averaged over the X present) of the reference, the training
-set and each model's seed-0 samples, and writes a bar plot. Hydrogens are matched by distance, not by index, so samples whose
-symmetry-equivalent atoms swapped places (malonaldehyde's two halves) count like the others.
+set and each model's seed-0 samples, and writes a bar plot. Hydrogens are matched by distance, not
+by index, so samples whose symmetry-equivalent atoms swapped places (malonaldehyde's two halves)
+count like the others.
 
 2. Bond-graph validity: the fraction of samples whose covalent bond graph is the reference's in
 atom order, as the samples were written, and after renumbering swapped equivalent atoms

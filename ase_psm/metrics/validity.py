@@ -110,10 +110,10 @@ class SampleReport:
 
     def __str__(self) -> str:
         details = ", ".join(f"{count} {name}" for name, count in sorted(self.problems.items())) or "none"
-        mirrored = f", {self.mirrored} mirrored to the template's enantiomer" if self.mirrored else ""
-        mirrored += f", {self.renumbered} renumbered into the template's atom order" if self.renumbered else ""
+        repaired = f", {self.mirrored} mirrored to the template's enantiomer" if self.mirrored else ""
+        repaired += f", {self.renumbered} renumbered into the template's atom order" if self.renumbered else ""
         return (
-            f"generated {self.generated} in {self.rounds} round(s){mirrored}, {self.invalid} invalid ({details}); "
+            f"generated {self.generated} in {self.rounds} round(s){repaired}, {self.invalid} invalid ({details}); "
             f"returned {self.returned} of {self.requested} requested (on_invalid={self.on_invalid})"
         )
 

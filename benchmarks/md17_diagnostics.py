@@ -15,6 +15,13 @@ count like the others.
 atom order, as the samples were written, and after renumbering swapped equivalent atoms
 (what `sample(renumber=True)` does; the suite's runs before that option kept the raw order).
 
+3. Where does a model break? One-step denoising validity against the noise level: reference frames
+are noised with sigma (Å per coordinate), denoised once with the seed-0 model (the estimate
+x + F(x, sigma) of the clean structure), and the fraction whose bond graph is the reference's
+(after renumbering) is printed per sigma. A sampler cannot do better than its model's one-step
+estimates along the way: a model valid only below sigma ~ 0.3 Å fails from a Gaussian prior
+whatever the sampler.
+
 Usage (after `ase-psm bench md17 --size cpu --out runs/bench_md17_cpu`):
     python benchmarks/md17_diagnostics.py runs/bench_md17_cpu
 """
@@ -25,9 +32,11 @@ import argparse
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from ase_psm.benchmarks.config import DATA
 from ase_psm.benchmarks.data import md17_data
+from ase_psm.checkpoint import load_model
 from ase_psm.data.topology import bond_graph, match_to_template
 from ase_psm.metrics import plot_grouped_bars
 
@@ -56,6 +65,30 @@ def valid_fractions(numbers: np.ndarray, positions: np.ndarray, reference_bonds:
     return float(np.mean(as_written)), float(np.mean(renumbered))
 
 
+DENOISING_SIGMAS = (0.1, 0.3, 0.5, 0.8, 1.2)
+
+
+def denoising_validity(checkpoint: Path, numbers: np.ndarray, frames: np.ndarray, reference_bonds: np.ndarray,
+                       sigmas: tuple[float, ...] = DENOISING_SIGMAS, seed: int = 0) -> dict[float, float]:
+    """Fraction of frames noised to each sigma (Å) whose one-step denoised estimate keeps the bond graph.
+
+    frames: (n, N, 3) clean structures, Å. The estimate is x + F(x, sigma) of the checkpoint's model
+    (float64, CPU); a graph counts as kept when it is `reference_bonds` up to renumbering.
+    """
+    model, _ = load_model(checkpoint, device="cpu", dtype="float64")
+    atomic_numbers = torch.as_tensor(numbers)
+    clean = torch.as_tensor(frames, dtype=torch.float64)
+    clean = clean - clean.mean(dim=1, keepdim=True)
+    generator = torch.Generator().manual_seed(seed)
+    fractions = {}
+    for sigma in sigmas:
+        noisy = clean + sigma * torch.randn(clean.shape, generator=generator, dtype=torch.float64)
+        with torch.no_grad():
+            estimate = noisy + model.pseudo_forces(atomic_numbers, noisy, torch.tensor(sigma, dtype=torch.float64))
+        fractions[sigma] = valid_fractions(numbers, estimate.numpy(), reference_bonds)[1]
+    return fractions
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("out", type=Path, help="the --out directory of `ase-psm bench md17`")
@@ -63,6 +96,7 @@ def main() -> None:
     args = parser.parse_args()
     spreads: dict[str, dict[str, float]] = {}
     validity: dict[str, dict[str, tuple[float, float]]] = {}
+    denoising: dict[str, dict[str, dict[float, float]]] = {}
     molecules = DATA["md17"][args.size]["molecules"]
     for data in md17_data(args.size, args.out / "cache"):  # from the cache: the run's exact data
         runs = sorted(args.out.glob(f"runs/{data.name}_biased_*_seed0/samples.npy"))
@@ -72,13 +106,16 @@ def main() -> None:
         reference_bonds = bond_graph(data.numbers, template)
         spreads[molecule] = {"reference": xh_bond_spread(data.numbers, data.reference, template),
                              "training set": xh_bond_spread(data.numbers, data.training["biased"][0], template)}
-        validity[molecule] = {}
+        validity[molecule], denoising[molecule] = {}, {}
         for path in runs:
             model = path.parent.name.removeprefix(f"{data.name}_biased_").removesuffix("_seed0")
             samples = np.load(path)
             samples = samples[np.isfinite(samples).all(axis=(1, 2))]
             spreads[molecule][model] = xh_bond_spread(data.numbers, samples, template)
             validity[molecule][model] = valid_fractions(data.numbers, samples, reference_bonds)
+            denoising[molecule][model] = denoising_validity(path.parent / "model.pt", data.numbers,
+                                                            data.reference[:: max(1, len(data.reference) // 40)],
+                                                            reference_bonds)
     if not spreads:
         raise SystemExit(f"no md17 samples under {args.out}/runs (molecules of size {args.size}: {molecules})")
     names = list(dict.fromkeys(k for row in spreads.values() for k in row))
@@ -92,6 +129,11 @@ def main() -> None:
     print("\nbond graph of the reference: fraction of samples as written -> after renumbering")
     for molecule, models in validity.items():
         print(f"{molecule:16s}" + "".join(f"{model:>20s} {a:.3f} -> {b:.3f}" for model, (a, b) in models.items()))
+    print("\none-step denoising of noised reference frames: fraction with the reference's bond graph")
+    print(f"{'molecule':16s}{'model':>20s}" + "".join(f"{f'sigma={s}':>11s}" for s in DENOISING_SIGMAS))
+    for molecule, models in denoising.items():
+        for model, fractions in models.items():
+            print(f"{molecule:16s}{model:>20s}" + "".join(f"{fractions[s]:11.2f}" for s in DENOISING_SIGMAS))
 
 
 if __name__ == "__main__":

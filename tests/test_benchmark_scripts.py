@@ -74,3 +74,23 @@ def test_shell_statistics_of_a_hand_made_cluster():
     stats = shell_statistics(triangle)
     assert stats["first-shell fraction"] == pytest.approx(1 / 3) and stats["shell median"] == pytest.approx(1.0)
     assert stats["shell width"] == 0.0 and stats["mean distance"] == pytest.approx((3 + np.sqrt(5)) / 3)
+
+
+def test_denoising_validity_is_one_at_vanishing_noise_and_falls_with_noise(tmp_path):
+    from conftest import TINY_MODEL
+    from test_model import ETHANOL_NUMBERS, ETHANOL_POSITIONS
+
+    from ase_psm.data import Frames
+    from ase_psm.data.topology import bond_graph
+    from ase_psm.train import train
+
+    denoising_validity = _import_script("md17_diagnostics").denoising_validity
+    numbers = ETHANOL_NUMBERS.numpy()
+    rng = np.random.default_rng(0)
+    frames = ETHANOL_POSITIONS.numpy() + 0.02 * rng.standard_normal((16, 9, 3))
+    checkpoint = train(Frames(numbers, frames), tmp_path / "ethanol.pt", loss="dsm", steps=2, batch_size=4,
+                       atom_types="graph", model=TINY_MODEL, device="cpu", progress=False)
+    fractions = denoising_validity(checkpoint, numbers, frames, bond_graph(numbers, frames[0]), sigmas=(1e-4, 3.0))
+    # at sigma -> 0 the estimate is the clean frame (the output scale vanishes); at 3 Å an
+    # untrained model cannot restore the bonds
+    assert fractions[1e-4] == 1.0 and fractions[3.0] < 0.5

@@ -38,6 +38,8 @@ from ase_psm.benchmarks.config import DATA
 from ase_psm.benchmarks.data import md17_data
 from ase_psm.checkpoint import load_model
 from ase_psm.data.topology import bond_graph, match_to_template
+from ase_psm.diffusion.noise import zero_com, zero_com_noise
+from ase_psm.generate import make_denoiser
 from ase_psm.metrics import plot_grouped_bars
 
 
@@ -76,15 +78,14 @@ def denoising_validity(checkpoint: Path, numbers: np.ndarray, frames: np.ndarray
     (float64, CPU); a graph counts as kept when it is `reference_bonds` up to renumbering.
     """
     model, _ = load_model(checkpoint, device="cpu", dtype="float64")
-    atomic_numbers = torch.as_tensor(numbers)
-    clean = torch.as_tensor(frames, dtype=torch.float64)
-    clean = clean - clean.mean(dim=1, keepdim=True)
+    denoise = make_denoiser(model, torch.as_tensor(numbers))
+    clean = zero_com(torch.as_tensor(frames, dtype=torch.float64))
     generator = torch.Generator().manual_seed(seed)
     fractions = {}
     for sigma in sigmas:
-        noisy = clean + sigma * torch.randn(clean.shape, generator=generator, dtype=torch.float64)
+        noisy = clean + sigma * zero_com_noise(clean.shape, generator, torch.float64)
         with torch.no_grad():
-            estimate = noisy + model.pseudo_forces(atomic_numbers, noisy, torch.tensor(sigma, dtype=torch.float64))
+            estimate = denoise(noisy, sigma)
         fractions[sigma] = valid_fractions(numbers, estimate.numpy(), reference_bonds)[1]
     return fractions
 

@@ -7,6 +7,7 @@ import math
 from pathlib import Path
 
 import pytest
+import torch
 
 from ase_psm.benchmarks import BenchConfig, content_key, load_or_generate
 from ase_psm.benchmarks.report import comparison, mean_std, table, write_summary_plots
@@ -100,6 +101,28 @@ def test_bad_settings_give_clear_errors(tmp_path, capsys):
         BenchConfig("md17", protocols=("table2",))
     assert main(["bench", "lj13", "--models", "nope", "--out", str(tmp_path)]) == 2
     assert "unknown model" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="md17 molecules; lj13 has none"):
+        BenchConfig("lj13", molecules=("ethanol",))
+    with pytest.raises(ValueError, match=r"unknown md17 molecule\(s\) \['benzene'\]"):
+        BenchConfig("md17", molecules=("benzene",))
+    with pytest.raises(ValueError, match=r"\['sigma_mn'\] are not training settings; known: .*sigma_min"):
+        BenchConfig("lj13", train_overrides={"sigma_mn": 0.1})
+    with pytest.raises(SystemExit):
+        main(["bench", "lj13", "--set", "steps", "--out", str(tmp_path)])
+    assert "--set takes KEY=VALUE" in capsys.readouterr().err
+
+
+def test_set_changes_the_training_settings_of_the_runs(tmp_path):
+    out = tmp_path / "out"
+    argv = ["--quiet", "bench", "lj13", "--size", "tiny", "--seeds", "1", "--models", "piecewise-weighted",
+            "--protocols", "biased", "--out", str(out), "--set", "steps=2", "--set", "force-crossover-t=0.3",
+            "--set", "sampler=euler"]
+    assert main(argv) == 0
+    result = json.loads(next((out / "results").glob("*.json")).read_text())
+    assert result["settings"]["steps"] == 2 and result["settings"]["force_crossover_t"] == 0.3
+    assert result["settings"]["sampler"] == "euler"
+    checkpoint = torch.load(next((out / "runs").glob("*/model.pt")), weights_only=True)
+    assert checkpoint["step"] == 2 and checkpoint["force_crossover_t"] == 0.3
 
 
 def test_table_mean_std():

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
+from ..diffusion.targets import PIECEWISE_T
+
 SIZES = ("tiny", "cpu", "paper")
 SYSTEMS = ("lj13", "lj55", "md17", "ala2")
 MD17_MOLECULES = {
@@ -56,6 +58,7 @@ class TrainSettings:
     sample_steps: int = 100
     val_every: int = 250
     atom_types: str = "element"
+    force_crossover_t: float | str = PIECEWISE_T  # diffusion time of the force/noise switch, or "thermal"
 
 
 _TINY_MODEL = dict(hidden_irreps="4x0e + 2x1e", num_layers=1, num_radial=8)

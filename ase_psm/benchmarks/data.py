@@ -145,12 +145,15 @@ def _md17_arrays(molecule: str, settings: dict, seed: int, progress: bool) -> di
                 reference=reference[skip:], reference_energies=reference_energies[skip:])
 
 
-def md17_data(size: str, cache_dir: str | Path, seed: int = 0, progress: bool = False) -> list[BenchData]:
+def md17_data(size: str, cache_dir: str | Path, seed: int = 0, progress: bool = False,
+              molecules: tuple[str, ...] | None = None) -> list[BenchData]:
     """MD17-like molecules: GFN2-xTB Langevin MD at 500 K; "biased" = the first n_biased steps of one
-    run, reference = a second, independent run after burn-in, one frame every `thinning` steps."""
+    run, reference = a second, independent run after burn-in, one frame every `thinning` steps.
+
+    ``molecules``: a subset of the size's molecules (default: all); each keeps its own cache entry."""
     settings = DATA["md17"][size]
     out = []
-    for molecule in settings["molecules"]:
+    for molecule in molecules or settings["molecules"]:
         generation = dict(molecule=molecule, smiles=MD17_MOLECULES[molecule], seed=seed,
                           temperature_K=MD17_TEMPERATURE, timestep_fs=MD17_TIMESTEP, friction_per_fs=MD17_FRICTION,
                           method="GFN2-xTB", **{k: v for k, v in settings.items() if k != "molecules"})
@@ -226,12 +229,14 @@ def ala2_data(size: str, cache_dir: str | Path, seed: int = 0, progress: bool = 
     )
 
 
-def load_system(system: str, size: str, cache_dir: str | Path, progress: bool = False) -> list[BenchData]:
-    """The data sets of one benchmark system (md17: one per molecule), generated or from the cache."""
+def load_system(system: str, size: str, cache_dir: str | Path, progress: bool = False,
+                molecules: tuple[str, ...] | None = None) -> list[BenchData]:
+    """The data sets of one benchmark system (md17: one per molecule, or the given ``molecules``),
+    generated or from the cache."""
     if system in ("lj13", "lj55"):
         return [lj_data(int(system[2:]), size, cache_dir)]
     if system == "md17":
-        return md17_data(size, cache_dir, progress=progress)
+        return md17_data(size, cache_dir, progress=progress, molecules=molecules)
     if system == "ala2":
         return [ala2_data(size, cache_dir, progress=progress)]
     raise ValueError(f"unknown benchmark system {system!r}; choose from lj13, lj55, md17, ala2")

@@ -8,7 +8,7 @@ import shlex
 import sys
 import time
 import warnings
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import cast
 
@@ -16,7 +16,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from ..metrics import SampleReport
-from .config import MODELS, PROTOCOLS, SIZES, SYSTEMS, TRAIN, ModelSpec, TrainSettings
+from .config import MD17_MOLECULES, MODELS, PROTOCOLS, SIZES, SYSTEMS, TRAIN, ModelSpec, TrainSettings
 from .data import BenchData, load_system
 from .evaluate import evaluate, floor_metrics
 
@@ -37,6 +37,10 @@ class BenchConfig:
     """Default: every protocol of the system."""
     threads: int | None = None
     """torch CPU threads (None: torch's default)."""
+    molecules: tuple[str, ...] | None = None
+    """md17 only: the molecules to run (default: every molecule of the size)."""
+    train_overrides: dict = field(default_factory=dict)
+    """TrainSettings fields to change from the size's defaults (ablations), e.g. {"sigma_min": 0.1}."""
     progress: bool = True
     resume: bool = False
     """Skip runs whose result JSON already exists (and load it)."""
@@ -56,8 +60,23 @@ class BenchConfig:
         bad = [p for p in self.protocols if p not in PROTOCOLS[self.system]]
         if bad:
             raise ValueError(f"{self.system} has protocols {PROTOCOLS[self.system]}, not {bad}")
+        if self.molecules is not None:
+            if self.system != "md17":
+                raise ValueError(f"--molecules selects md17 molecules; {self.system} has none: leave it out")
+            unknown = [m for m in self.molecules if m not in MD17_MOLECULES]
+            if unknown:
+                raise ValueError(f"unknown md17 molecule(s) {unknown}; choose from {', '.join(MD17_MOLECULES)}")
+        fields = TrainSettings.__dataclass_fields__
+        bad_keys = [key for key in self.train_overrides if key not in fields]
+        if bad_keys:
+            raise ValueError(f"{bad_keys} are not training settings; known: {', '.join(fields)}")
         self.out = Path(self.out)
         self.cache = Path(self.cache) if self.cache is not None else self.out / "cache"
+
+    @property
+    def train_settings(self) -> TrainSettings:
+        """The size's training and sampling budget with ``train_overrides`` applied."""
+        return replace(TRAIN[self.system][self.size], **self.train_overrides)
 
 
 @dataclass
@@ -136,7 +155,7 @@ def train_and_sample(data: BenchData, protocol: str, spec: ModelSpec, seed: int,
         temperature=data.temperature, steps=settings.steps, batch_size=min(settings.batch_size, len(positions)),
         seed=seed, schedule=dict(sigma_min=settings.sigma_min, sigma_max=settings.sigma_max), model=dict(settings.model),
         device=config.device, val_every=settings.val_every, loss_weighting=settings.loss_weighting,
-        atom_types=settings.atom_types, progress=config.progress,
+        atom_types=settings.atom_types, force_crossover_t=settings.force_crossover_t, progress=config.progress,
     )
     train_s = time.perf_counter() - started
     started = time.perf_counter()
@@ -158,7 +177,7 @@ def train_and_sample(data: BenchData, protocol: str, spec: ModelSpec, seed: int,
 def run_one(data: BenchData, protocol: str, model: str, seed: int, config: BenchConfig,
             baselines: dict[str, dict]) -> RunResult:
     """Train, sample, evaluate and write ``<out>/results/<dataset>_<protocol>_<model>_seed<seed>.json``."""
-    spec, settings = MODELS[model], TRAIN[config.system][config.size]
+    spec, settings = MODELS[model], config.train_settings
     run_dir = config.out / "runs" / f"{data.name}_{protocol}_{model}_seed{seed}"
     path = config.out / "results" / f"{run_dir.name}.json"
     if config.resume and path.is_file():
@@ -194,9 +213,10 @@ def run_benchmark(config: BenchConfig) -> list[RunResult]:
         torch.set_num_threads(config.threads)
     started = time.perf_counter()
     assert config.cache is not None  # set by __post_init__
-    datasets = load_system(config.system, config.size, config.cache, progress=config.progress)
+    datasets = load_system(config.system, config.size, config.cache, progress=config.progress,
+                           molecules=config.molecules)
     data_s = time.perf_counter() - started
-    settings = TRAIN[config.system][config.size]
+    settings = config.train_settings
     assert config.protocols is not None
     jobs = [(d, p, m, s) for d in datasets for p in config.protocols for m in config.models for s in range(config.seeds)]
     baselines: dict[tuple[str, str], dict] = {}

@@ -11,6 +11,16 @@ def _csv(text: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in text.split(",") if part.strip())
 
 
+def _setting(text: str) -> tuple[str, object]:
+    """``KEY=VALUE`` with VALUE read as YAML (``0.1`` a number, ``thermal`` a string, ``{...}`` a mapping)."""
+    import yaml
+
+    key, separator, value = text.partition("=")
+    if not separator or not key.strip():
+        raise argparse.ArgumentTypeError(f"--set takes KEY=VALUE (e.g. sigma_min=0.1), got {text!r}")
+    return key.strip().replace("-", "_"), yaml.safe_load(value)
+
+
 def _bench(args: argparse.Namespace) -> None:
     from ..benchmarks import BenchConfig, run_benchmark, write_report, write_summary_plots
 
@@ -22,7 +32,8 @@ def _bench(args: argparse.Namespace) -> None:
     config = BenchConfig(
         system=args.system, size=args.size, seeds=args.seeds, device=args.device, out=Path(args.out),
         cache=Path(args.cache) if args.cache else None, models=args.models, protocols=args.protocols,
-        threads=args.threads, progress=not args.quiet, resume=args.resume,
+        threads=args.threads, progress=not args.quiet, resume=args.resume, molecules=args.molecules,
+        train_overrides=dict(args.set or []),
     )
     results = run_benchmark(config)
     print(f"{len(results)} runs; results in {config.out / 'results'}, table in {config.out / 'results.md'}, "
@@ -45,6 +56,10 @@ def register(commands) -> None:
     bench.add_argument("--models", type=_csv, default=tuple(MODELS),
                        help=f"comma-separated subset of {','.join(MODELS)}")
     bench.add_argument("--protocols", type=_csv, help="comma-separated: table2,biased (LJ) or biased (default: all)")
+    bench.add_argument("--molecules", type=_csv, help="md17 only: comma-separated subset, e.g. ethanol,uracil")
+    bench.add_argument("--set", type=_setting, action="append", metavar="KEY=VALUE",
+                       help="change one training setting of the size (repeatable), e.g. --set steps=16000 "
+                            "--set force_crossover_t=thermal; the results JSON records the settings used")
     bench.add_argument("--threads", type=int, help="torch CPU threads")
     bench.add_argument("--resume", action="store_true", help="skip runs whose results/<run>.json exists")
     bench.add_argument("--report-only", action="store_true", help="only rebuild <out>/results.md from the JSON files")

@@ -150,7 +150,8 @@ def md17_data(size: str, cache_dir: str | Path, seed: int = 0, progress: bool = 
     """MD17-like molecules: GFN2-xTB Langevin MD at 500 K; "biased" = the first n_biased steps of one
     run, reference = a second, independent run after burn-in, one frame every `thinning` steps.
 
-    ``molecules``: a subset of the size's molecules (default: all); each keeps its own cache entry."""
+    ``molecules``: which molecules of ``MD17_MOLECULES`` to run, at this size's settings (default: the
+    size's own list); each has its own cache entry, whatever the selection."""
     settings = DATA["md17"][size]
     out = []
     for molecule in molecules or settings["molecules"]:

@@ -38,7 +38,7 @@ class BenchConfig:
     threads: int | None = None
     """torch CPU threads (None: torch's default)."""
     molecules: tuple[str, ...] | None = None
-    """md17 only: the molecules to run (default: every molecule of the size)."""
+    """md17 only: the molecules to run, any of ``MD17_MOLECULES`` (default: the size's list)."""
     train_overrides: dict = field(default_factory=dict)
     """TrainSettings fields to change from the size's defaults (ablations), e.g. {"sigma_min": 0.1}."""
     progress: bool = True

@@ -8,6 +8,8 @@ from ase_psm.systems import (
     lj_energy,
     lj_forces,
     lj_initial_positions,
+    lj_local_minimum,
+    make_lj_cold_head,
     make_lj_dataset,
     metropolis,
 )
@@ -112,3 +114,29 @@ def test_make_lj_dataset_shapes_tiny():
     np.testing.assert_allclose(data["unbiased_forces"], lj_forces(data["unbiased"]))
     reference_rows = {row.tobytes() for row in data["reference"]}
     assert all(row.tobytes() in reference_rows for row in data["unbiased"])
+
+
+def test_lj_local_minimum_is_stationary_and_below_its_start():
+    start = lj_initial_positions(7, 1, seed=2)[0]
+    minimum = lj_local_minimum(start)
+    assert lj_energy(minimum) < lj_energy(start)
+    assert np.abs(lj_forces(minimum)).max() < 1e-2 * np.abs(lj_forces(start)).max()
+    np.testing.assert_allclose(minimum.mean(axis=0), 0.0, atol=1e-12)
+    with pytest.raises(ValueError, match="n_atoms, 3"):
+        lj_local_minimum(start[None])
+
+
+def test_cold_head_starts_cold_and_heats_up():
+    data = make_lj_cold_head(7, n_frames=60, seed=1)
+    cold, forces = data["cold"], data["cold_forces"]
+    assert cold.shape == forces.shape == (60, 7, 3)
+    np.testing.assert_allclose(cold.mean(axis=1), 0.0, atol=1e-12)
+    np.testing.assert_allclose(forces, lj_forces(cold))
+    energies = lj_energy(cold)
+    minimum = lj_energy(lj_local_minimum(cold[0]))
+    # the first frame is one sweep away from a minimum; kT = 1 heats the chain up from there
+    assert energies[0] - minimum < 3.0
+    assert energies[-20:].mean() > energies[:3].mean()
+    np.testing.assert_array_equal(make_lj_cold_head(7, n_frames=60, seed=1)["cold"], cold)
+    with pytest.raises(ValueError, match="n_frames"):
+        make_lj_cold_head(7, n_frames=0)

@@ -127,8 +127,8 @@ TRAIN: dict[str, dict[str, TrainSettings]] = {
 }
 
 PROTOCOLS: dict[str, tuple[str, ...]] = {
-    "lj13": ("table2", "biased"),
-    "lj55": ("table2", "biased"),
+    "lj13": ("table2", "biased", "cold"),
+    "lj55": ("table2", "biased", "cold"),
     "md17": ("biased",),
     "ala2": ("biased",),
 }

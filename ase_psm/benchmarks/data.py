@@ -62,16 +62,21 @@ def _without(reference: np.ndarray, subset: np.ndarray) -> np.ndarray:
 
 def lj_data(n_atoms: int, size: str, cache_dir: str | Path, seed: int = 0) -> BenchData:
     """LJ-n at kT = 1: reference from many Metropolis chains; "biased" = the first sweeps of one chain,
-    "table2" = a random 10 % of the reference (removed from the evaluation reference)."""
-    from ..systems import make_lj_dataset
+    "table2" = a random 10 % of the reference (removed from the evaluation reference), "cold" = the first
+    sweeps of one chain started at an energy minimum (a local bias; its own cache entry)."""
+    from ..systems import make_lj_cold_head, make_lj_dataset
 
     settings = dict(DATA[f"lj{n_atoms}"][size], n_atoms=n_atoms, seed=seed)
     entry = load_or_generate(cache_dir, f"lj{n_atoms}", settings, lambda: make_lj_dataset(**settings))
+    cold_settings = dict(n_atoms=n_atoms, n_frames=settings["n_biased"], seed=seed)
+    cold = load_or_generate(cache_dir, f"lj{n_atoms}-cold", cold_settings,
+                            lambda: make_lj_cold_head(**cold_settings)).arrays
     arrays = entry.arrays
     return BenchData(
         name=f"lj{n_atoms}", numbers=np.full(n_atoms, ARGON), reference=_without(arrays["reference"], arrays["unbiased"]),
         training={"biased": (arrays["biased"], arrays["biased_forces"]),
-                  "table2": (arrays["unbiased"], arrays["unbiased_forces"])},
+                  "table2": (arrays["unbiased"], arrays["unbiased_forces"]),
+                  "cold": (cold["cold"], cold["cold_forces"])},
         kT=1.0, cache=_cache_info(entry),
     )
 

@@ -5,6 +5,8 @@ from ase_psm.systems.lennard_jones import (
     lj_energy,
     lj_forces,
     lj_initial_positions,
+    lj_local_minimum,
+    make_lj_cold_head,
     make_lj_dataset,
     metropolis,
 )
@@ -14,6 +16,8 @@ __all__ = [
     "lj_energy",
     "lj_forces",
     "lj_initial_positions",
+    "lj_local_minimum",
+    "make_lj_cold_head",
     "make_lj_dataset",
     "metropolis",
 ]

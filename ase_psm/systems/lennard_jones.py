@@ -17,6 +17,8 @@ __all__ = [
     "lj_energy",
     "lj_forces",
     "lj_initial_positions",
+    "lj_local_minimum",
+    "make_lj_cold_head",
     "make_lj_dataset",
     "metropolis",
 ]
@@ -83,6 +85,24 @@ def lj_initial_positions(n_atoms: int, n_chains: int, seed: int = 0) -> np.ndarr
     orders = np.argsort(rng.random((n_chains, n_atoms)), axis=1)
     positions = lattice[orders] @ rotations + 0.05 * rng.standard_normal((n_chains, n_atoms, 3))
     return positions - positions.mean(axis=1, keepdims=True)
+
+
+def lj_local_minimum(positions: np.ndarray) -> np.ndarray:
+    """The local energy minimum (r_m, float64, zero centre of mass) reached by L-BFGS from positions (n, 3)."""
+    from scipy.optimize import minimize  # a dependency of ase
+
+    start = _check_positions(positions)
+    if start.ndim != 2:
+        raise ValueError(f"positions must have shape (n_atoms, 3), got {start.shape}")
+    shape = start.shape
+
+    def energy_and_gradient(flat: np.ndarray) -> tuple[float, np.ndarray]:
+        x = flat.reshape(shape)
+        return float(lj_energy(x)), -lj_forces(x).ravel()
+
+    result = minimize(energy_and_gradient, start.ravel(), jac=True, method="L-BFGS-B", options={"gtol": 1e-8})
+    minimum = result.x.reshape(shape)
+    return minimum - minimum.mean(axis=0)
 
 
 def _particle_energies(
@@ -211,3 +231,20 @@ def make_lj_dataset(
         "unbiased": unbiased,
         "unbiased_forces": lj_forces(unbiased),
     }
+
+
+def make_lj_cold_head(n_atoms: int = 13, *, n_frames: int = 1000, seed: int = 0) -> dict[str, np.ndarray]:
+    """The first n_frames sweeps (one frame per sweep, no burn-in) of one Metropolis chain started at
+    a local energy minimum, as an MD run starts from a minimized structure: a *locally* biased
+    training set (narrower nearest-neighbour shell than at kT = 1 while the cluster heats up).
+
+    Returns "cold" positions (n_frames, n_atoms, 3) in r_m, mean-centred, and "cold_forces"
+    (epsilon / r_m), float64.
+    """
+    if n_frames < 1:
+        raise ValueError(f"n_frames must be positive, got {n_frames}")
+    start_seed, chain_seed = (int(s) for s in np.random.default_rng(seed).integers(2**32, size=2))
+    minimum = lj_local_minimum(lj_initial_positions(n_atoms, 1, seed=start_seed)[0])
+    chain, _ = metropolis(minimum[None], n_frames, seed=chain_seed)
+    cold = chain[0] - chain[0].mean(axis=1, keepdims=True)
+    return {"cold": cold, "cold_forces": lj_forces(cold)}

@@ -2,12 +2,13 @@
 
 PSM's force targets act only at small noise levels, so they can correct a training set's
 distribution only on the scale of thermal vibrations. This prints, for the reference, the biased
-training set and each model's seed-0 samples of `ase-psm bench lj13 --protocols biased`: the
+training set and each model's seed-0 samples of `ase-psm bench lj13 --protocols biased` (or
+`--protocol cold`: the head of a chain started at an energy minimum): the
 fraction of pairs in the first shell (distance < 1.35), the shell's median and robust width
 (interquartile range / 1.349) and the mean pair distance (reduced units).
 
 Usage (after `ase-psm bench lj13 --size cpu --protocols biased --out runs/bench_lj13_cpu`):
-    python benchmarks/lj13_local_bias.py runs/bench_lj13_cpu
+    python benchmarks/lj13_local_bias.py runs/bench_lj13_cpu [--protocol cold] [--seed 1]
 """
 
 from __future__ import annotations
@@ -36,12 +37,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("out", type=Path, help="the --out directory of `ase-psm bench lj13`")
     parser.add_argument("--size", default="cpu")
+    parser.add_argument("--protocol", default="biased", choices=["biased", "cold", "table2"])
+    parser.add_argument("--seed", type=int, default=0, help="whose samples (training/sampling seed)")
     args = parser.parse_args()
     data = lj_data(13, args.size, args.out / "cache")  # from the cache: the run's exact data
-    rows = {"reference": data.reference, "training set (biased head)": data.training["biased"][0]}
-    for path in sorted(args.out.glob("runs/lj13_biased_*_seed0/samples.npy")):
+    prefix, suffix = f"lj13_{args.protocol}_", f"_seed{args.seed}"
+    rows = {"reference": data.reference, f"training set ({args.protocol})": data.training[args.protocol][0]}
+    for path in sorted(args.out.glob(f"runs/{prefix}*{suffix}/samples.npy")):
         samples = np.load(path)
-        rows[path.parent.name.removeprefix("lj13_biased_").removesuffix("_seed0")] = samples[
+        rows[path.parent.name.removeprefix(prefix).removesuffix(suffix)] = samples[
             np.isfinite(samples).all(axis=(1, 2))]
     names = list(shell_statistics(data.reference))
     print(f"{'':28s}" + "".join(f"{name:>22s}" for name in names))

@@ -152,8 +152,9 @@ def write_plots(data: BenchData, protocol: str, out: str | Path) -> list[Path]:
             named[path.parent.name.removeprefix(f"{data.name}_{protocol}_").removesuffix("_seed0")] = samples
     stem = out / "plots" / f"{data.name}_{protocol}"
     stem.parent.mkdir(parents=True, exist_ok=True)
-    written = [plot_hr(named, data.reference, f"{stem}_hr.png")]
-    if data.name.startswith("lj"):
+    lennard_jones = data.name.startswith("lj")
+    written = [plot_hr(named, data.reference, f"{stem}_hr.png", unit="r_m" if lennard_jones else "Å")]
+    if lennard_jones:
         with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
             energies = {name: lj_energy(x) for name, x in named.items()}
             energies = {name: e[np.isfinite(e)] for name, e in energies.items()}

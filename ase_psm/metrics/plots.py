@@ -33,8 +33,11 @@ def _save(figure, path: str | Path) -> Path:
     return path
 
 
-def plot_hr(named_samples: dict[str, np.ndarray], reference: np.ndarray, path: str | Path) -> Path:
-    """Overlay the MDsim h(r) of each sample set (label: its h(r) MAE) on the reference's."""
+def plot_hr(
+    named_samples: dict[str, np.ndarray], reference: np.ndarray, path: str | Path, unit: str = "Å"
+) -> Path:
+    """Overlay the MDsim h(r) of each sample set (label: its h(r) MAE) on the reference's; `unit`
+    names the length unit on the axis ("r_m" for reduced Lennard-Jones units)."""
     figure, axes = _figure()
     r, h_reference = hr(reference)
     axes.fill_between(r, h_reference, color="0.8", label="reference")
@@ -42,7 +45,7 @@ def plot_hr(named_samples: dict[str, np.ndarray], reference: np.ndarray, path: s
     for name, samples in named_samples.items():
         _, h = hr(samples)
         axes.plot(r, h, linewidth=1.2, label=f"{name} (h(r) MAE {hr_mae(samples, reference):.3f})")
-    axes.set(xlabel="interatomic distance r (Å)", ylabel="h(r)", xlim=(0.0, min(10.0, 1.1 * upper)))
+    axes.set(xlabel=f"interatomic distance r ({unit})", ylabel="h(r)", xlim=(0.0, min(10.0, 1.1 * upper)))
     axes.legend()
     return _save(figure, path)
 

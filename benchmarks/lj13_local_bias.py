@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from ase_psm.benchmarks.data import lj_data
+from ase_psm.benchmarks.report import seed_samples
 
 FIRST_SHELL = 1.35
 
@@ -41,12 +42,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0, help="whose samples (training/sampling seed)")
     args = parser.parse_args()
     data = lj_data(13, args.size, args.out / "cache")  # from the cache: the run's exact data
-    prefix, suffix = f"lj13_{args.protocol}_", f"_seed{args.seed}"
-    rows = {"reference": data.reference, f"training set ({args.protocol})": data.training[args.protocol][0]}
-    for path in sorted(args.out.glob(f"runs/{prefix}*{suffix}/samples.npy")):
-        samples = np.load(path)
-        rows[path.parent.name.removeprefix(prefix).removesuffix(suffix)] = samples[
-            np.isfinite(samples).all(axis=(1, 2))]
+    rows = {"reference": data.reference, f"training set ({args.protocol})": data.training[args.protocol][0],
+            **seed_samples(args.out, "lj13", args.protocol, args.seed)}
     names = list(shell_statistics(data.reference))
     print(f"{'':28s}" + "".join(f"{name:>22s}" for name in names))
     for label, positions in rows.items():

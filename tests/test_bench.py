@@ -47,7 +47,12 @@ def _run_twice(system: str, tmp_path: Path, protocols: str = "biased") -> None:
     results = sorted((out / "results").glob("*.json"))
     assert len(results) == len(MODELS.split(",")) * len(protocols.split(","))
     for path in results:
-        assert _check_result(path, system)["data_cache"]["cached"] is False
+        result = _check_result(path, system)
+        assert result["data_cache"]["cached"] is False
+        if result["protocol"] == "cold":  # trained on its own cache entry, recorded beside the reference's
+            assert Path(result["data_cache"]["training"]["path"]).name.startswith(f"{system}-cold-")
+        else:
+            assert "training" not in result["data_cache"]
     assert (out / "results.md").read_text().count("| dsm |") == len(protocols.split(","))
     assert any((out / "plots").glob("*_hr.png"))
     stored = {path: path.stat().st_mtime_ns for path in cache.glob("*.npz")}
@@ -58,6 +63,7 @@ def _run_twice(system: str, tmp_path: Path, protocols: str = "biased") -> None:
     assert {path: path.stat().st_mtime_ns for path in cache.glob("*.npz")} == stored
     manifest = json.loads((out / f"manifest-{system}-tiny.json").read_text())
     assert manifest["data"] and all(entry["cached"] for entry in manifest["data"].values())
+    assert all(own["cached"] for entry in manifest["data"].values() for own in entry["protocols"].values())
 
 
 def test_bench_lj13_tiny(tmp_path):
@@ -65,7 +71,7 @@ def test_bench_lj13_tiny(tmp_path):
 
 
 def test_bench_lj55_tiny(tmp_path):
-    _run_twice("lj55", tmp_path)
+    _run_twice("lj55", tmp_path, protocols="cold")
 
 
 def test_bench_md17_tiny(tmp_path):

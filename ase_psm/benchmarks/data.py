@@ -47,6 +47,13 @@ class BenchData:
     """PDB path for Ramachandran angles (ala2)."""
     cache: dict = field(default_factory=dict)
     """path, key, cached (bool) and seconds of the cache entry."""
+    protocol_caches: dict[str, dict] = field(default_factory=dict)
+    """protocol -> cache info of a training set kept in its own cache entry (LJ "cold")."""
+
+    def cache_for(self, protocol: str) -> dict:
+        """The cache info of the data set, with that of `protocol`'s own training entry under "training"."""
+        own = self.protocol_caches.get(protocol)
+        return {**self.cache, "training": own} if own else self.cache
 
 
 def _cache_info(entry: CachedArrays) -> dict:
@@ -69,15 +76,15 @@ def lj_data(n_atoms: int, size: str, cache_dir: str | Path, seed: int = 0) -> Be
     settings = dict(DATA[f"lj{n_atoms}"][size], n_atoms=n_atoms, seed=seed)
     entry = load_or_generate(cache_dir, f"lj{n_atoms}", settings, lambda: make_lj_dataset(**settings))
     cold_settings = dict(n_atoms=n_atoms, n_frames=settings["n_biased"], seed=seed)
-    cold = load_or_generate(cache_dir, f"lj{n_atoms}-cold", cold_settings,
-                            lambda: make_lj_cold_head(**cold_settings)).arrays
-    arrays = entry.arrays
+    cold_entry = load_or_generate(cache_dir, f"lj{n_atoms}-cold", cold_settings,
+                                  lambda: make_lj_cold_head(**cold_settings))
+    arrays, cold = entry.arrays, cold_entry.arrays
     return BenchData(
         name=f"lj{n_atoms}", numbers=np.full(n_atoms, ARGON), reference=_without(arrays["reference"], arrays["unbiased"]),
         training={"biased": (arrays["biased"], arrays["biased_forces"]),
                   "table2": (arrays["unbiased"], arrays["unbiased_forces"]),
                   "cold": (cold["cold"], cold["cold_forces"])},
-        kT=1.0, cache=_cache_info(entry),
+        kT=1.0, cache=_cache_info(entry), protocol_caches={"cold": _cache_info(cold_entry)},
     )
 
 

@@ -137,6 +137,19 @@ def write_report(out: str | Path) -> Path:
     return path
 
 
+def seed_samples(out: str | Path, dataset: str, protocol: str, seed: int = 0) -> dict[str, np.ndarray]:
+    """model -> the finite samples (n, n_atoms, 3) of its `seed` run in ``<out>/runs``; models whose
+    samples are all non-finite are left out."""
+    prefix, suffix = f"{dataset}_{protocol}_", f"_seed{seed}"
+    named = {}
+    for path in sorted(Path(out).glob(f"runs/{prefix}*{suffix}/samples.npy")):
+        samples = np.load(path)
+        samples = samples[np.isfinite(samples).all(axis=(1, 2))]
+        if len(samples):
+            named[path.parent.name.removeprefix(prefix).removesuffix(suffix)] = samples
+    return named
+
+
 def write_plots(data: BenchData, protocol: str, out: str | Path) -> list[Path]:
     """h(r) overlays (and LJ energy histograms, ala2 Ramachandran maps) of the seed-0 samples of every
     model beside the training set, in ``<out>/plots``."""
@@ -144,12 +157,7 @@ def write_plots(data: BenchData, protocol: str, out: str | Path) -> list[Path]:
     from ..systems import lj_energy
 
     out = Path(out)
-    named = {"training set": data.training[protocol][0]}
-    for path in sorted(out.glob(f"runs/{data.name}_{protocol}_*_seed0/samples.npy")):
-        samples = np.load(path)
-        samples = samples[np.isfinite(samples).all(axis=(1, 2))]
-        if len(samples):
-            named[path.parent.name.removeprefix(f"{data.name}_{protocol}_").removesuffix("_seed0")] = samples
+    named = {"training set": data.training[protocol][0], **seed_samples(out, data.name, protocol)}
     stem = out / "plots" / f"{data.name}_{protocol}"
     stem.parent.mkdir(parents=True, exist_ok=True)
     lennard_jones = data.name.startswith("lj")

@@ -187,14 +187,15 @@ def run_one(data: BenchData, protocol: str, model: str, seed: int, config: Bench
     started = time.perf_counter()
     metrics = evaluate(samples, data).as_dict()
     wall["eval_s"] = time.perf_counter() - started
-    wall["data_generation_s"] = data.cache.get("generation_s", 0.0)
+    data_cache = data.cache_for(protocol)
+    wall["data_generation_s"] = data_cache.get("generation_s", 0.0) + data_cache.get("training", {}).get("generation_s", 0.0)
     result = RunResult(
         system=config.system, dataset=data.name, protocol=protocol, model=model, loss=spec.loss,
         sigma_conditioned=spec.sigma_conditioned, seed=seed, size=config.size, metrics=metrics,
         training_set=baselines["training"], floor=baselines["floor"],
         debias_ratio=_ratio(metrics["values"], baselines["training"]["values"]), n_samples=len(samples),
         n_training=len(data.training[protocol][0]), n_reference=len(data.reference), sample_report=report,
-        invalid=invalid, settings=asdict(settings), data_cache=data.cache, wall_s=wall,
+        invalid=invalid, settings=asdict(settings), data_cache=data_cache, wall_s=wall,
         device=device_info(config.device), command=config.command,
     )
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -233,7 +234,7 @@ def run_benchmark(config: BenchConfig) -> list[RunResult]:
     write_report(config.out)
     write_summary_plots(config.out)
     manifest = {"config": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(config).items()},
-                "data": {d.name: d.cache for d in datasets}, "data_s": data_s,
+                "data": {d.name: {**d.cache, "protocols": d.protocol_caches} for d in datasets}, "data_s": data_s,
                 "total_s": time.perf_counter() - started, "runs": len(results), "device": device_info(config.device)}
     (config.out / f"manifest-{config.system}-{config.size}.json").write_text(json.dumps(manifest, indent=2))
     return results

@@ -162,3 +162,23 @@ def test_comparison_counts_wins_and_mean_reduction(tmp_path):
         (tmp_path / "results" / f"{k}.json").write_text(json.dumps(row))
     assert write_summary_plots(tmp_path) == [tmp_path / "plots" / "biased_hr_mae.png"]
     assert (tmp_path / "plots" / "biased_hr_mae.png").stat().st_size > 0
+
+
+def test_bench_resume_reuses_finished_training(tmp_path, capsys):
+    """--resume with a trained model but no result JSON samples again without retraining; a run
+    trained for another number of steps is refused, not silently extended."""
+    argv = ["--quiet", "bench", "lj13", "--size", "tiny", "--seeds", "1", "--models", "dsm",
+            "--protocols", "biased", "--cache", str(tmp_path / "cache"), "--out", str(tmp_path / "out")]
+    assert main(argv) == 0
+    (result_path,) = (tmp_path / "out" / "results").glob("*.json")
+    assert json.loads(result_path.read_text())["resumed_from_step"] == 0
+    model = tmp_path / "out" / "runs" / "lj13_biased_dsm_seed0" / "model.pt"
+    trained = model.stat().st_mtime_ns
+    result_path.unlink()
+    assert main([*argv, "--resume", "--set", "sample_steps=4"]) == 0
+    result = json.loads(result_path.read_text())
+    assert result["resumed_from_step"] == 3 and result["settings"]["sample_steps"] == 4
+    assert model.stat().st_mtime_ns == trained
+    result_path.unlink()
+    assert main([*argv, "--resume", "--set", "steps=6"]) != 0
+    assert "trained with steps=3, now steps=6" in capsys.readouterr().err

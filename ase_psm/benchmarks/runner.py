@@ -43,7 +43,8 @@ class BenchConfig:
     """TrainSettings fields to change from the size's defaults (ablations), e.g. {"sigma_min": 0.1}."""
     progress: bool = True
     resume: bool = False
-    """Skip runs whose result JSON already exists (and load it)."""
+    """Skip runs whose result JSON already exists (and load it); continue an interrupted run's training
+    from its ``model.last.pt`` (a finished one is not retrained: only sampled and evaluated again)."""
     command: str = field(default_factory=lambda: shlex.join(["ase-psm", *sys.argv[1:]]))
 
     def __post_init__(self) -> None:
@@ -108,6 +109,8 @@ class RunResult:
     wall_s: dict
     device: dict
     command: str
+    resumed_from_step: int = 0
+    """Training step this run's training continued from (``--resume``); 0: trained from scratch."""
 
 
 def device_info(device: str) -> dict:
@@ -138,8 +141,9 @@ def _ratio(samples: dict, training: dict) -> dict:
 
 
 def train_and_sample(data: BenchData, protocol: str, spec: ModelSpec, seed: int, settings: TrainSettings,
-                     config: BenchConfig, run_dir: Path) -> tuple[np.ndarray, str, int, dict]:
-    """Train one model and draw its samples: (positions, report text, invalid count, wall times in s)."""
+                     config: BenchConfig, run_dir: Path) -> tuple[np.ndarray, str, int, dict, int]:
+    """Train one model and draw its samples: (positions, report text, invalid count, wall times in s,
+    the step training continued from)."""
     import ase
 
     from ..data import Frames
@@ -149,6 +153,7 @@ def train_and_sample(data: BenchData, protocol: str, spec: ModelSpec, seed: int,
     positions, forces = data.training[protocol]
     frames = Frames(data.numbers, positions, forces=forces)
     checkpoint = run_dir / "model.pt"
+    resumed_from_step = _saved_step(checkpoint, settings.steps) if config.resume else 0
     started = time.perf_counter()
     train(
         frames, checkpoint, loss=spec.loss, sigma_conditioned=spec.sigma_conditioned, kT=data.kT,
@@ -156,6 +161,7 @@ def train_and_sample(data: BenchData, protocol: str, spec: ModelSpec, seed: int,
         seed=seed, schedule=dict(sigma_min=settings.sigma_min, sigma_max=settings.sigma_max), model=dict(settings.model),
         device=config.device, val_every=settings.val_every, loss_weighting=settings.loss_weighting,
         atom_types=settings.atom_types, force_crossover_t=settings.force_crossover_t, progress=config.progress,
+        resume=config.resume,
     )
     train_s = time.perf_counter() - started
     started = time.perf_counter()
@@ -171,7 +177,23 @@ def train_and_sample(data: BenchData, protocol: str, spec: ModelSpec, seed: int,
     sample_s = time.perf_counter() - started
     samples = np.stack([atoms.positions for atoms in structures])
     np.save(run_dir / "samples.npy", samples)
-    return samples, str(report), report.invalid, {"train_s": train_s, "sample_s": sample_s}
+    return samples, str(report), report.invalid, {"train_s": train_s, "sample_s": sample_s}, resumed_from_step
+
+
+def _saved_step(checkpoint: Path, steps: int) -> int:
+    """The step of ``checkpoint``'s saved training state (0 if none); an error if it was trained for a
+    different number of steps (its learning-rate schedule would not match a fresh run's)."""
+    from ..checkpoint import load_checkpoint
+    from ..train.trainer import last_checkpoint_path
+
+    last = last_checkpoint_path(checkpoint)
+    if not last.exists():
+        return 0
+    state = load_checkpoint(last)
+    if state["train_config"]["steps"] != steps:
+        raise ValueError(f"{last} was trained with steps={state['train_config']['steps']}, now steps={steps}; "
+                         "use another --out (or delete the run directory) to train afresh")
+    return int(state["step"])
 
 
 def run_one(data: BenchData, protocol: str, model: str, seed: int, config: BenchConfig,
@@ -183,7 +205,8 @@ def run_one(data: BenchData, protocol: str, model: str, seed: int, config: Bench
     if config.resume and path.is_file():
         return RunResult(**json.loads(path.read_text()))
     run_dir.mkdir(parents=True, exist_ok=True)
-    samples, report, invalid, wall = train_and_sample(data, protocol, spec, seed, settings, config, run_dir)
+    samples, report, invalid, wall, resumed_from_step = train_and_sample(data, protocol, spec, seed, settings, config,
+                                                                         run_dir)
     started = time.perf_counter()
     metrics = evaluate(samples, data).as_dict()
     wall["eval_s"] = time.perf_counter() - started
@@ -196,7 +219,7 @@ def run_one(data: BenchData, protocol: str, model: str, seed: int, config: Bench
         debias_ratio=_ratio(metrics["values"], baselines["training"]["values"]), n_samples=len(samples),
         n_training=len(data.training[protocol][0]), n_reference=len(data.reference), sample_report=report,
         invalid=invalid, settings=asdict(settings), data_cache=data_cache, wall_s=wall,
-        device=device_info(config.device), command=config.command,
+        device=device_info(config.device), command=config.command, resumed_from_step=resumed_from_step,
     )
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(asdict(result), indent=2))

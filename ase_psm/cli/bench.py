@@ -61,6 +61,7 @@ def register(commands) -> None:
                        help="change one training setting of the size (repeatable), e.g. --set steps=16000 "
                             "--set force_crossover_t=thermal; the results JSON records the settings used")
     bench.add_argument("--threads", type=int, help="torch CPU threads")
-    bench.add_argument("--resume", action="store_true", help="skip runs whose results/<run>.json exists")
+    bench.add_argument("--resume", action="store_true", help="skip runs whose results/<run>.json exists; continue interrupted training "
+                            "(runs/<run>/model.last.pt)")
     bench.add_argument("--report-only", action="store_true", help="only rebuild <out>/results.md from the JSON files")
     bench.set_defaults(run=_bench)

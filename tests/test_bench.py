@@ -182,3 +182,13 @@ def test_bench_resume_reuses_finished_training(tmp_path, capsys):
     result_path.unlink()
     assert main([*argv, "--resume", "--set", "steps=6"]) != 0
     assert "trained with steps=3, now steps=6" in capsys.readouterr().err
+
+
+def test_bench_first_seed_runs_only_its_seeds(tmp_path, capsys):
+    argv = ["--quiet", "bench", "lj13", "--size", "tiny", "--models", "dsm", "--protocols", "biased",
+            "--cache", str(tmp_path / "cache"), "--out", str(tmp_path / "out")]
+    assert main([*argv, "--first-seed", "2", "--seeds", "1"]) == 0
+    assert [p.name for p in (tmp_path / "out" / "results").glob("*.json")] == ["lj13_biased_dsm_seed2.json"]
+    assert json.loads((tmp_path / "out" / "results" / "lj13_biased_dsm_seed2.json").read_text())["seed"] == 2
+    assert main([*argv, "--first-seed", "-1"]) != 0
+    assert "--first-seed must be >= 0" in capsys.readouterr().err

@@ -28,6 +28,8 @@ class BenchConfig:
     system: str
     size: str = "cpu"
     seeds: int = 3
+    first_seed: int = 0
+    """Run seeds ``first_seed .. first_seed + seeds - 1`` (to split one grid across processes or machines)."""
     device: str = "cpu"
     out: Path = Path("bench")
     cache: Path | None = None
@@ -57,6 +59,8 @@ class BenchConfig:
             raise ValueError(f"unknown model(s) {unknown}; choose from {', '.join(MODELS)}")
         if self.seeds < 1:
             raise ValueError(f"--seeds must be >= 1, got {self.seeds}")
+        if self.first_seed < 0:
+            raise ValueError(f"--first-seed must be >= 0, got {self.first_seed}")
         self.protocols = tuple(self.protocols or PROTOCOLS[self.system])
         bad = [p for p in self.protocols if p not in PROTOCOLS[self.system]]
         if bad:
@@ -242,7 +246,8 @@ def run_benchmark(config: BenchConfig) -> list[RunResult]:
     data_s = time.perf_counter() - started
     settings = config.train_settings
     assert config.protocols is not None
-    jobs = [(d, p, m, s) for d in datasets for p in config.protocols for m in config.models for s in range(config.seeds)]
+    jobs = [(d, p, m, s) for d in datasets for p in config.protocols for m in config.models
+            for s in range(config.first_seed, config.first_seed + config.seeds)]
     baselines: dict[tuple[str, str], dict] = {}
     results = []
     for data, protocol, model, seed in tqdm(jobs, desc=f"bench {config.system}", disable=not config.progress):

@@ -30,7 +30,7 @@ def _bench(args: argparse.Namespace) -> None:
             print(f"wrote {path}")
         return
     config = BenchConfig(
-        system=args.system, size=args.size, seeds=args.seeds, device=args.device, out=Path(args.out),
+        system=args.system, size=args.size, seeds=args.seeds, first_seed=args.first_seed, device=args.device, out=Path(args.out),
         cache=Path(args.cache) if args.cache else None, models=args.models, protocols=args.protocols,
         threads=args.threads, progress=not args.quiet, resume=args.resume, molecules=args.molecules,
         train_overrides=dict(args.set or []),
@@ -50,6 +50,8 @@ def register(commands) -> None:
     bench.add_argument("--size", choices=SIZES, default="cpu",
                        help="tiny: seconds (CI); cpu: CPU-hours budget; paper: paper-like budget (GPU)")
     bench.add_argument("--seeds", type=int, default=3, help="training/sampling seeds per model (data is shared)")
+    bench.add_argument("--first-seed", type=int, default=0,
+                       help="start the seeds here (e.g. --first-seed 2 --seeds 1 runs seed 2 alone)")
     bench.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, auto")
     bench.add_argument("--out", default="bench", help="directory for results/, runs/, plots/, results.md")
     bench.add_argument("--cache", help="data cache directory (default: <out>/cache)")

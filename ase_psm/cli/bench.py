@@ -30,10 +30,10 @@ def _bench(args: argparse.Namespace) -> None:
             print(f"wrote {path}")
         return
     config = BenchConfig(
-        system=args.system, size=args.size, seeds=args.seeds, first_seed=args.first_seed, device=args.device, out=Path(args.out),
-        cache=Path(args.cache) if args.cache else None, models=args.models, protocols=args.protocols,
-        threads=args.threads, progress=not args.quiet, resume=args.resume, molecules=args.molecules,
-        train_overrides=dict(args.set or []),
+        system=args.system, size=args.size, seeds=args.seeds, first_seed=args.first_seed, device=args.device,
+        out=Path(args.out), cache=Path(args.cache) if args.cache else None, models=args.models,
+        protocols=args.protocols, threads=args.threads, progress=not args.quiet, resume=args.resume,
+        molecules=args.molecules, train_overrides=dict(args.set or []),
     )
     results = run_benchmark(config)
     print(f"{len(results)} runs; results in {config.out / 'results'}, table in {config.out / 'results.md'}, "
@@ -63,7 +63,8 @@ def register(commands) -> None:
                        help="change one training setting of the size (repeatable), e.g. --set steps=16000 "
                             "--set force_crossover_t=thermal; the results JSON records the settings used")
     bench.add_argument("--threads", type=int, help="torch CPU threads")
-    bench.add_argument("--resume", action="store_true", help="skip runs whose results/<run>.json exists; continue interrupted training "
+    bench.add_argument("--resume", action="store_true",
+                       help="skip runs whose results/<run>.json exists; continue interrupted training "
                             "(runs/<run>/model.last.pt)")
     bench.add_argument("--report-only", action="store_true", help="only rebuild <out>/results.md from the JSON files")
     bench.set_defaults(run=_bench)

@@ -18,6 +18,7 @@ from ase_psm.metrics import (
     ramachandran_tvd,
     stability,
 )
+from ase_psm.metrics.plots import energy_histogram_edges
 
 
 def ethanol_frames(n: int, noise: float, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -71,6 +72,17 @@ def test_phi_psi_changes_sign_in_the_mirror_image():
     np.testing.assert_allclose(phi_psi(mirrored, structure.topology), -angles, atol=1e-3)
     with pytest.raises(ValueError, match="atoms"):
         phi_psi(positions[:, :10], structure.topology)
+
+
+def test_energy_histogram_range_shows_hot_samples_and_caps_broken_ones():
+    reference = np.random.default_rng(0).normal(-325.0, 10.0, size=2000)  # LJ-55-like
+    hot = np.random.default_rng(1).normal(-255.0, 15.0, size=256)  # what an undertrained model gives
+    edges = energy_histogram_edges({"hot": hot}, reference)
+    assert edges[0] < np.percentile(reference, 0.5) and edges[-1] >= np.percentile(hot, 99.0)
+    width = np.subtract(*np.percentile(reference, [99.5, 0.5]))
+    exploded = np.full(10, 1e9)  # overlapping atoms: the axis must not stretch to them
+    edges = energy_histogram_edges({"exploded": exploded}, reference)
+    assert edges[-1] <= np.percentile(reference, 99.5) + 3.0 * width + 1e-9
 
 
 def test_plots_are_written(tmp_path):

@@ -50,21 +50,45 @@ def plot_hr(
     return _save(figure, path)
 
 
+def energy_histogram_edges(
+    named_energies: dict[str, np.ndarray], reference: np.ndarray, bins: int = 60, max_widths: float = 3.0
+) -> np.ndarray:
+    """Bin edges covering the reference (0.5-99.5 %, plus half its width each side) and the middle
+    98 % of each sample set, extended by at most ``max_widths`` reference widths each side, so that
+    hot or broken samples show without squeezing the reference into one bin."""
+    ref_low, ref_high = np.percentile(reference, [0.5, 99.5])
+    width = max(ref_high - ref_low, 1e-12)
+    low, high = ref_low - 0.5 * width, ref_high + 0.5 * width
+    for energies in named_energies.values():
+        if energies.size:
+            sample_low, sample_high = np.percentile(energies, [1.0, 99.0])
+            low, high = min(low, sample_low), max(high, sample_high)
+    low = max(low, ref_low - max_widths * width)
+    high = min(high, ref_high + max_widths * width)
+    return np.linspace(low, high, bins + 1)
+
+
 def plot_energy_histograms(
     named_energies: dict[str, np.ndarray], reference: np.ndarray, path: str | Path, unit: str = "eV", bins: int = 60
 ) -> Path:
-    """Energy densities of each sample set over the reference's (finite energies only)."""
+    """Energy densities of each sample set over the reference's (finite energies only).
+
+    Densities are normalised over all of a set's finite energies, so samples beyond the plotted
+    range (see :func:`energy_histogram_edges`) lower the curve instead of being renormalised away;
+    the legend gives their share.
+    """
     figure, axes = _figure()
     reference = np.asarray(reference, dtype=np.float64)
     reference = reference[np.isfinite(reference)]
-    low, high = np.percentile(reference, [0.5, 99.5])
-    margin = 0.5 * (high - low)
-    edges = np.linspace(low - margin, high + margin, bins + 1)
+    finite = {name: np.asarray(e, dtype=np.float64)[np.isfinite(e)] for name, e in named_energies.items()}
+    edges = energy_histogram_edges(finite, reference, bins)
+    bin_width = edges[1] - edges[0]
     axes.hist(reference, bins=edges, density=True, color="0.75", label="reference")
-    for name, energies in named_energies.items():
-        energies = np.asarray(energies, dtype=np.float64)
-        axes.hist(energies[np.isfinite(energies)], bins=edges, density=True, histtype="step",
-                  linewidth=1.5, label=f"{name} (median {np.median(energies):.2f})")
+    for name, energies in finite.items():
+        outside = np.mean((energies < edges[0]) | (energies > edges[-1])) if energies.size else 0.0
+        label = f"{name} (median {np.median(energies):.2f}" + (f", {outside:.0%} off the axis)" if outside else ")")
+        weights = np.full(energies.shape, 1.0 / (max(energies.size, 1) * bin_width))
+        axes.hist(energies, bins=edges, weights=weights, histtype="step", linewidth=1.5, label=label)
     axes.set(xlabel=f"energy ({unit})", ylabel="density")
     axes.legend()
     return _save(figure, path)

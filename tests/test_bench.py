@@ -100,6 +100,17 @@ def test_cache_key_and_reuse(tmp_path):
     assert (second.arrays["x"] == first.arrays["x"]).all()
 
 
+def test_time_step_free_models_train_with_gpff_weighting_unless_set():
+    from ase_psm.benchmarks.config import MODELS
+
+    config = BenchConfig("lj13", size="cpu")
+    assert config.settings_for(MODELS["piecewise-weighted"]).loss_weighting == "score"
+    assert config.settings_for(MODELS["gpff"]).loss_weighting == "gpff"
+    assert config.settings_for(MODELS["tsf-psm"]).loss_weighting == "gpff"
+    chosen = BenchConfig("lj13", size="cpu", train_overrides={"loss_weighting": "epsilon"})
+    assert chosen.settings_for(MODELS["tsf-psm"]).loss_weighting == "epsilon"
+
+
 def test_bad_settings_give_clear_errors(tmp_path, capsys):
     with pytest.raises(ValueError, match="unknown model"):
         BenchConfig("lj13", models=("nope",))

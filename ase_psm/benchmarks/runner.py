@@ -83,6 +83,13 @@ class BenchConfig:
         """The size's training and sampling budget with ``train_overrides`` applied."""
         return replace(TRAIN[self.system][self.size], **self.train_overrides)
 
+    def settings_for(self, spec: ModelSpec) -> TrainSettings:
+        """`train_settings` with the model's own loss weighting, unless ``--set loss_weighting=...`` chose one."""
+        settings = self.train_settings
+        if spec.loss_weighting is not None and "loss_weighting" not in self.train_overrides:
+            settings = replace(settings, loss_weighting=spec.loss_weighting)
+        return settings
+
 
 @dataclass
 class RunResult:
@@ -203,7 +210,8 @@ def _saved_step(checkpoint: Path, steps: int) -> int:
 def run_one(data: BenchData, protocol: str, model: str, seed: int, config: BenchConfig,
             baselines: dict[str, dict]) -> RunResult:
     """Train, sample, evaluate and write ``<out>/results/<dataset>_<protocol>_<model>_seed<seed>.json``."""
-    spec, settings = MODELS[model], config.train_settings
+    spec = MODELS[model]
+    settings = config.settings_for(spec)
     run_dir = config.out / "runs" / f"{data.name}_{protocol}_{model}_seed{seed}"
     path = config.out / "results" / f"{run_dir.name}.json"
     if config.resume and path.is_file():

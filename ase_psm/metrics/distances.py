@@ -123,25 +123,22 @@ def plot_distance_histograms(
     """Save a PNG overlaying interatomic-distance densities of each sample set on the reference.
 
     The reference is drawn as a filled grey histogram; each label carries the set's
-    distance_tvd against the reference. Returns the written path.
+    distance_tvd against the reference, and the share of its distances beyond the reference's
+    range (drawn densities are over all of a set's distances, not renormalised). Returns the
+    written path.
     """
     from matplotlib.figure import Figure  # Agg canvas, no global pyplot state
 
+    from .plots import step_histogram  # plots imports this module
+
     reference_distances = pairwise_distances(reference).ravel()
-    edges = np.linspace(reference_distances.min(), reference_distances.max(), n_bins + 1).tolist()
+    edges = np.linspace(reference_distances.min(), reference_distances.max(), n_bins + 1)
     figure = Figure(figsize=(6.0, 4.0), dpi=120)
     axes = figure.add_subplot()
-    axes.hist(reference_distances, bins=edges, density=True, color="0.75", label="reference")
+    axes.hist(reference_distances, bins=edges.tolist(), density=True, color="0.75", label="reference")
     for name, samples in named_samples.items():
         tvd = distance_tvd(samples, reference)
-        axes.hist(
-            pairwise_distances(samples).ravel(),
-            bins=edges,
-            density=True,
-            histtype="step",
-            linewidth=1.5,
-            label=f"{name} (TVD {tvd:.3f})",
-        )
+        step_histogram(axes, pairwise_distances(samples).ravel(), edges, name, f"TVD {tvd:.3f}")
     axes.set_xlabel("interatomic distance")
     axes.set_ylabel("density")
     axes.legend()

@@ -50,6 +50,16 @@ def plot_hr(
     return _save(figure, path)
 
 
+def step_histogram(axes, values: np.ndarray, edges: np.ndarray, name: str, details: str) -> None:
+    """Draw ``values`` as a step-line density over all of them on evenly spaced ``edges``: values beyond
+    the edges lower the curve instead of being renormalised away, and the label "name (details)" gives
+    their share."""
+    outside = float(np.mean((values < edges[0]) | (values > edges[-1]))) if values.size else 0.0
+    weights = np.full(values.shape, 1.0 / (max(values.size, 1) * (edges[1] - edges[0])))
+    label = f"{name} ({details}" + (f", {outside:.1%} off the axis)" if outside else ")")
+    axes.hist(values, bins=edges, weights=weights, histtype="step", linewidth=1.5, label=label)
+
+
 def energy_histogram_edges(
     named_energies: dict[str, np.ndarray], reference: np.ndarray, bins: int = 60, max_widths: float = 3.0
 ) -> np.ndarray:
@@ -82,13 +92,9 @@ def plot_energy_histograms(
     reference = reference[np.isfinite(reference)]
     finite = {name: np.asarray(e, dtype=np.float64)[np.isfinite(e)] for name, e in named_energies.items()}
     edges = energy_histogram_edges(finite, reference, bins)
-    bin_width = edges[1] - edges[0]
     axes.hist(reference, bins=edges, density=True, color="0.75", label="reference")
     for name, energies in finite.items():
-        outside = np.mean((energies < edges[0]) | (energies > edges[-1])) if energies.size else 0.0
-        label = f"{name} (median {np.median(energies):.2f}" + (f", {outside:.0%} off the axis)" if outside else ")")
-        weights = np.full(energies.shape, 1.0 / (max(energies.size, 1) * bin_width))
-        axes.hist(energies, bins=edges, weights=weights, histtype="step", linewidth=1.5, label=label)
+        step_histogram(axes, energies, edges, name, f"median {np.median(energies):.2f}")
     axes.set(xlabel=f"energy ({unit})", ylabel="density")
     axes.legend()
     return _save(figure, path)

@@ -42,6 +42,7 @@ from ase.constraints import FixAtoms
 from ase_psm import sample
 from ase_psm.checkpoint import load_model
 from ase_psm.data.molecules import embed, filter_smiles, nci_smiles_path, perceive, read_smiles
+from ase_psm.diffusion import pair_noise_by_element
 from ase_psm.model import PseudoForceNet
 from ase_psm.train.multi import MOLECULE_SCHEDULE, train_molecules
 
@@ -87,9 +88,11 @@ def force_errors(checkpoint: Path, molecules: list[ase.Atoms], seed: int, draws:
     f* = x0 - x is the GPFF target for x = x0 + sigma * (zero-mean noise); ``draws`` noise draws per
     molecule. 1 is the error of predicting zero. At small sigma the floor is about sqrt(3 / (3N - 3))
     (0.15-0.3 for N = 12-40 atoms): the part of the noise that rigidly rotates x0, which no
-    rotation-equivariant network can predict.
+    rotation-equivariant network can predict. A network trained with ``pair_noise`` is measured
+    against its own target: x re-paired with x0 by element.
     """
     model, _ = load_model(checkpoint, "cpu", "float32")
+    pair = bool(torch.load(checkpoint, weights_only=True)["train_config"].get("pair_noise"))
     generator = torch.Generator().manual_seed(seed)
     errors = {}
     for sigma in ERROR_SIGMAS:
@@ -98,6 +101,11 @@ def force_errors(checkpoint: Path, molecules: list[ase.Atoms], seed: int, draws:
             clean = torch.tensor(atoms.positions - atoms.positions.mean(axis=0), dtype=torch.float32)
             noise = torch.randn((draws, *clean.shape), generator=generator)
             noised = clean + sigma * (noise - noise.mean(dim=1, keepdim=True))
+            if pair:
+                numbers = torch.as_tensor(atoms.numbers).repeat(draws)
+                batch = torch.arange(draws).repeat_interleave(len(atoms))
+                flat = pair_noise_by_element(clean.repeat(draws, 1), noised.reshape(-1, 3), numbers, batch)
+                noised = flat.reshape(noised.shape)
             with torch.no_grad():
                 predicted = model.pseudo_forces(torch.as_tensor(atoms.numbers), noised, None)
             residual += float((predicted - (clean - noised)).square().sum())
@@ -201,6 +209,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--checkpoint", help="evaluate this checkpoint instead of training")
     parser.add_argument("--loss-weighting", default="gpff", choices=("gpff", "epsilon"),
                         help="gpff: min(1, 1/sigma^2) (SchNetPack); epsilon: 1/sigma^2")
+    parser.add_argument("--pair-noise", action="store_true",
+                        help="re-pair noised atoms with clean atoms of the same element (SchNetPack's GPFF)")
     parser.add_argument("--memorise", type=int, metavar="N",
                         help="train on N molecules (1 conformer each) and generate those same molecules")
     parser.add_argument("--progress", action="store_true")
@@ -229,7 +239,7 @@ def main(argv: list[str] | None = None) -> dict:
         checkpoint = train_molecules(
             train, out / "model.pt", steps=size["steps"], batch_size=size["batch_size"], model=size["model"],
             seed=args.seed, time_limit=size["time_limit"], progress=args.progress,
-            loss_weighting=args.loss_weighting,
+            loss_weighting=args.loss_weighting, pair_noise=args.pair_noise,
         )
         train_s = time.perf_counter() - started
     steps_done = torch.load(checkpoint, weights_only=True)["train_config"].get("steps_done")
@@ -244,7 +254,7 @@ def main(argv: list[str] | None = None) -> dict:
     else:
         results = evaluate(checkpoint, test, size, args.seed)
     results.update(
-        force_errors=errors, loss_weighting=args.loss_weighting, memorise=args.memorise,
+        force_errors=errors, loss_weighting=args.loss_weighting, pair_noise=args.pair_noise, memorise=args.memorise,
         size=args.size, settings={k: v for k, v in size.items()}, n_train_conformers=len(train),
         n_train_molecules=len({a.info["smiles"] for a in train}), n_test=len(test),
         test_smiles=[a.info["reference_smiles"] for a in test], steps_done=steps_done,

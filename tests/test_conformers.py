@@ -136,9 +136,13 @@ def test_tiny_benchmark_end_to_end(tmp_path):
 
 def test_memorise_mode_generates_its_training_molecules(tmp_path):
     module = load_benchmark()
-    results = module.main(["--size", "tiny", "--memorise", "2", "--loss-weighting", "epsilon", "--out", str(tmp_path)])
+    results = module.main(
+        ["--size", "tiny", "--memorise", "2", "--loss-weighting", "epsilon", "--pair-noise", "--out", str(tmp_path)]
+    )
     (row,) = results["rows"]
     assert row["case"] == "memorised" and row["n"] == 2 * 3
     assert results["test_smiles"] == [a.info["reference_smiles"] for a in module.prepare(
         dict(module.SIZES["tiny"], n_train=2, n_test=0, conformers=1), 0)[0]]
-    assert torch.load(tmp_path / "model.pt", weights_only=True)["train_config"]["loss_weighting"] == "epsilon"
+    train_config = torch.load(tmp_path / "model.pt", weights_only=True)["train_config"]
+    assert train_config["loss_weighting"] == "epsilon" and train_config["pair_noise"] and results["pair_noise"]
+    assert all(math.isfinite(e) and e > 0 for e in results["force_errors"]["train"].values())

@@ -14,6 +14,7 @@ from ase_psm.diffusion import (
     geometric_sigmas,
     karras_sigmas,
     loss_weight,
+    pair_noise_by_element,
     pseudo_force_target,
     zero_com_noise,
 )
@@ -103,6 +104,27 @@ def test_zero_com_noise_and_fixed_atoms():
     free = torch.tensor([True, False, True, True, False, True])
     masked = zero_com_noise((4, 6, 3), torch.Generator().manual_seed(0), free=free)
     assert torch.all(masked[:, ~free] == 0) and torch.all(masked[:, free] != 0)
+
+
+def test_pair_noise_permutes_within_element_and_structure_and_shortens_targets():
+    generator = torch.Generator().manual_seed(0)
+    numbers = torch.tensor([6, 1, 1, 1, 8, 6, 6, 1, 1])
+    batch = torch.tensor([0, 0, 0, 0, 0, 1, 1, 1, 1])
+    clean = torch.randn(9, 3, generator=generator, dtype=torch.float64)
+    noised = clean + 3.0 * torch.randn(9, 3, generator=generator, dtype=torch.float64)
+    paired = pair_noise_by_element(clean, noised, numbers, batch)
+    for structure in (0, 1):
+        for z in (1, 6, 8):
+            mask = (batch == structure) & (numbers == z)
+            assert sorted(map(tuple, paired[mask].tolist())) == sorted(map(tuple, noised[mask].tolist()))
+    assert torch.equal(paired[4], noised[4]) and torch.equal(paired[0], noised[0])  # the only O and C of its structure
+    assert (clean - paired).square().sum() < (clean - noised).square().sum()  # 3 Å noise: some pairs swap
+    # small noise: every atom keeps its own point
+    small = clean + 0.01 * torch.randn(9, 3, generator=generator, dtype=torch.float64)
+    assert torch.equal(pair_noise_by_element(clean, small, numbers, batch), small)
+    # rotation-equivariant: rotating both structures rotates the re-paired points
+    rotation = torch.linalg.qr(torch.randn(3, 3, generator=generator, dtype=torch.float64))[0]
+    torch.testing.assert_close(pair_noise_by_element(clean @ rotation, noised @ rotation, numbers, batch), paired @ rotation)
 
 
 MEANS = torch.tensor([[0.0, 0.0, 0.0], [1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [-1.0, -1.0, 0.0]], dtype=torch.float64)

@@ -1,6 +1,6 @@
 """Noise, regression targets and samplers of PSM / GPFF."""
 
-from .noise import NoiseSchedule, geometric_sigmas, karras_sigmas, zero_com, zero_com_noise
+from .noise import NoiseSchedule, geometric_sigmas, karras_sigmas, pair_noise_by_element, zero_com, zero_com_noise
 from .samplers import (
     SAMPLERS,
     sample_adaptive,
@@ -20,6 +20,7 @@ __all__ = [
     "geometric_sigmas",
     "karras_sigmas",
     "loss_weight",
+    "pair_noise_by_element",
     "pseudo_force_target",
     "sample_adaptive",
     "sample_ancestral",

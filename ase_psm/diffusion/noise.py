@@ -5,7 +5,9 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 
+import numpy as np
 import torch
+from scipy.optimize import linear_sum_assignment
 
 
 @dataclass
@@ -69,6 +71,33 @@ def zero_com_noise(
     """Standard normal noise (B, N, 3) with zero centre of mass (or zero on fixed atoms)."""
     noise = torch.randn(shape, generator=generator, dtype=dtype)
     return zero_com(noise.to(device) if device is not None else noise, free)
+
+
+def pair_noise_by_element(
+    clean: torch.Tensor, noised: torch.Tensor, numbers: torch.Tensor, batch: torch.Tensor
+) -> torch.Tensor:
+    """Noised positions re-paired with the clean atoms by optimal assignment (SchNetPack's GPFF).
+
+    Flat tensors: clean x0 and noised x (n_atoms, 3) Å, atomic numbers and structure index
+    (n_atoms,). Within each structure and element, the noised positions are permuted so that
+    the sum of squared displacements |x0_i - x_i|^2 is smallest (Hungarian assignment), which
+    shortens the pseudo-force target x0 - x at large noise and leaves it unchanged at small noise.
+    The noised structure stays the same set of points (same centre of mass); only which atom owns
+    which point changes, so use it only where atoms of one element are interchangeable (element
+    atom types, not ``atom_types="graph"``) and for noise targets (not force labels).
+    """
+    keys = (batch * (int(numbers.max()) + 1) + numbers).cpu().numpy()
+    order = np.arange(len(keys))
+    x0 = clean.detach().cpu().double().numpy()
+    x = noised.detach().cpu().double().numpy()
+    for key in np.unique(keys):
+        atoms = np.flatnonzero(keys == key)
+        if len(atoms) < 2:
+            continue
+        cost = ((x0[atoms, None, :] - x[None, atoms, :]) ** 2).sum(-1)
+        rows, columns = linear_sum_assignment(cost)
+        order[atoms[rows]] = atoms[columns]
+    return noised[torch.as_tensor(order, device=noised.device)]
 
 
 def karras_sigmas(n: int, sigma_min: float, sigma_max: float, rho: float = 7.0) -> torch.Tensor:

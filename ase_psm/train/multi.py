@@ -25,7 +25,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..checkpoint import save_checkpoint
-from ..diffusion.noise import NoiseSchedule
+from ..diffusion.noise import NoiseSchedule, pair_noise_by_element
 from ..diffusion.targets import loss_weight, pseudo_force_target
 from ..model import ModelConfig, PseudoForceNet
 from .config import TrainConfig
@@ -78,8 +78,13 @@ def gpff_batch(
     chosen: torch.Tensor,
     schedule: NoiseSchedule,
     generator: torch.Generator,
+    pair_noise: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """One flat batch: numbers, noised positions, batch index, sigma (B,) and target pseudo-forces."""
+    """One flat batch: numbers, noised positions, batch index, sigma (B,) and target pseudo-forces.
+
+    ``pair_noise``: re-pair noised atoms of one element with the clean ones by optimal assignment
+    (:func:`~ase_psm.diffusion.noise.pair_noise_by_element`).
+    """
     batch_sizes = sizes[chosen]
     index = torch.cat([torch.arange(int(o), int(o) + int(s)) for o, s in zip(offsets[chosen], batch_sizes)])
     batch = torch.arange(len(chosen)).repeat_interleave(batch_sizes)
@@ -88,6 +93,8 @@ def gpff_batch(
     noise = torch.randn(clean.shape, generator=generator, dtype=clean.dtype)
     means = torch.zeros(len(chosen), 3, dtype=clean.dtype).index_add_(0, batch, noise) / batch_sizes[:, None]
     noised = clean + sigma[batch, None] * (noise - means[batch])
+    if pair_noise:
+        noised = pair_noise_by_element(clean, noised, numbers[index], batch)
     target = pseudo_force_target(clean, noised, sigma[batch], torch.zeros_like(sigma), None)
     return numbers[index], noised, batch, sigma, target
 
@@ -105,6 +112,7 @@ def train_molecules(
     ema_decay: float = 0.999,
     schedule: NoiseSchedule | None = None,
     loss_weighting: str = "gpff",
+    pair_noise: bool = False,
     model: dict | None = None,
     seed: int = 0,
     time_limit: float | None = None,
@@ -119,7 +127,9 @@ def train_molecules(
     ``time_limit`` (s) stops early and saves; the learning-rate schedule still assumes ``steps``.
     ``loss_weighting``: ``"gpff"`` min(1, 1/sigma^2) (SchNetPack), ``"epsilon"`` 1/sigma^2,
     which weights small noise levels (bond-length precision) as much as large ones, or ``"score"``
-    (with the network's sigma_data, as in :mod:`.trainer`).
+    (with the network's sigma_data, as in :mod:`.trainer`). ``pair_noise``: re-pair the noised atoms
+    of each element with the clean ones by optimal assignment, as SchNetPack's GPFF does, so that
+    the target at large noise points to the nearest atom of the right element, not a random one.
     ``model=dict(sigma_conditioned=True)`` trains a sigma-conditioned network on the same targets
     (for the ``pc``/``heun`` samplers) instead of a time-step-free one.
     """
@@ -156,7 +166,7 @@ def train_molecules(
             net.train()
             chosen = torch.randint(len(molecules), (batch_size,), generator=generator)
             z, noised, batch, sigma, target = gpff_batch(
-                numbers, positions, offsets, sizes, chosen, schedule, generator
+                numbers, positions, offsets, sizes, chosen, schedule, generator, pair_noise
             )
             predicted = net.pseudo_forces_flat(z, noised, batch, sigma if net.config.sigma_conditioned else None)
             squared = torch.zeros(len(chosen)).index_add_(0, batch, (predicted - target).square().sum(-1))
@@ -179,5 +189,6 @@ def train_molecules(
     payload["multi_system"] = True  # sample() then accepts templates with any subset of the species
     payload["train_config"]["molecules"] = len(molecules)
     payload["train_config"]["steps_done"] = step
+    payload["train_config"]["pair_noise"] = pair_noise
     save_checkpoint(out, payload)
     return out

@@ -102,6 +102,14 @@ def test_bad_training_input(lj7_frames, tmp_path):
         train(tmp_path / "missing.extxyz", tmp_path / "x.pt", steps=1)
 
 
+def test_default_loss_weighting_follows_the_noise_input():
+    assert TrainConfig().loss_weighting == "epsilon"  # the paper's sigma-conditioned PSM
+    assert TrainConfig(loss="gpff").loss_weighting == "gpff"
+    assert TrainConfig(sigma_conditioned=False).loss_weighting == "gpff"  # time-step-free PSM
+    assert TrainConfig(loss="dsm", sigma_conditioned=False).loss_weighting == "gpff"
+    assert TrainConfig(sigma_conditioned=False, loss_weighting="epsilon").loss_weighting == "epsilon"
+
+
 def test_thermal_crossover_is_resolved_from_forces(lj7_frames):
     from ase_psm.data.dataset import thermal_length
     from ase_psm.train.trainer import force_crossover_time

@@ -200,7 +200,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--loss", choices=LOSSES, default="piecewise-weighted",
                        help="dsm: noise target; piecewise(-weighted): PSM force target near zero noise; gpff")
     train.add_argument("--loss-weighting", choices=["epsilon", "score", "gpff"],
-                       help="default: epsilon (paper), gpff for the gpff loss")
+                       help="default: epsilon (paper); gpff for a time-step-free model (--loss gpff or --time-step-free)")
     train.add_argument("--force-crossover", default="0.05",
                        help="diffusion time t where force labels hand over to noise targets, or 'thermal'")
     train.add_argument("--temperature", type=float, help="K, converts eV/Å force labels to F/kT")

@@ -91,8 +91,8 @@ def force_errors(checkpoint: Path, molecules: list[ase.Atoms], seed: int, draws:
     rotation-equivariant network can predict. A network trained with ``pair_noise`` is measured
     against its own target: x re-paired with x0 by element.
     """
-    model, _ = load_model(checkpoint, "cpu", "float32")
-    pair = bool(torch.load(checkpoint, weights_only=True)["train_config"].get("pair_noise"))
+    model, payload = load_model(checkpoint, "cpu", "float32")
+    pair = bool(payload["train_config"].get("pair_noise"))
     generator = torch.Generator().manual_seed(seed)
     errors = {}
     for sigma in ERROR_SIGMAS:

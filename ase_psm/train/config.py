@@ -88,7 +88,7 @@ class TrainConfig:
             self.sigma_conditioned = self.loss != "gpff"
         if self.loss_weighting is None:
             # measured on LJ-13 (docs/benchmarks.md): a time-step-free PSM model trained with epsilon
-            # weighting samples worse (distance TVD 0.12-0.13 against 0.08-0.09) and collapses some clusters
+            # weighting samples worse (distance TVD 0.123-0.126 against 0.076-0.091) and clashes some clusters
             self.loss_weighting = "gpff" if self.loss == "gpff" or not self.sigma_conditioned else "epsilon"
         if self.loss_weighting not in LOSS_WEIGHTINGS:
             raise ValueError(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import os
 import warnings
 from typing import Literal
@@ -21,6 +22,7 @@ from .validation import check_atoms, check_composition, check_sigma_range
 
 ON_INVALID = ("regenerate", "drop", "keep")
 ENANTIOMERS = ("mirror", "reject", "keep")
+_SET_BY_SAMPLE = ("generator", "free", "disable", "max_steps", "steps")  # sampler arguments `sample` passes itself
 
 
 def make_denoiser(model: PseudoForceNet, numbers: torch.Tensor):
@@ -100,6 +102,12 @@ def sample(
         raise ValueError(f"max_rounds must be at least 1, got {max_rounds}")
     if enantiomers not in ENANTIOMERS:
         raise ValueError(f"enantiomers must be one of {', '.join(ENANTIOMERS)}, got {enantiomers!r}")
+    parameters = inspect.signature(SAMPLERS[sampler]).parameters
+    options = [name for name, p in parameters.items() if p.kind is p.KEYWORD_ONLY and name not in _SET_BY_SAMPLE]
+    unknown = sorted(set(sampler_options) - set(options))
+    if unknown:
+        raise ValueError(f"the {sampler} sampler has no option(s) {', '.join(unknown)}; "
+                         f"its options: {', '.join(options) or 'none'}")
     model, checkpoint_data = load_model(checkpoint, device, dtype)
     schedule = checkpoint_data["schedule"]
     sigma_max = float(sigma_max if sigma_max is not None else schedule["sigma_max"])

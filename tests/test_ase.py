@@ -123,3 +123,5 @@ def test_sample_is_seeded_and_keeps_fixed_atoms(tiny_checkpoint, lj7_frames):
         np.testing.assert_allclose(atoms.positions[[2, 5]], template.positions[[2, 5]], atol=1e-5)
     with pytest.raises(ValueError, match="unknown sampler"):
         sample(tiny_checkpoint, template, sampler="ddim")
+    with pytest.raises(ValueError, match="heun sampler has no option.* final_corrector_steps; its options: churn"):
+        sample(tiny_checkpoint, template, sampler="heun", final_corrector_steps=10)

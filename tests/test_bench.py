@@ -124,6 +124,8 @@ def test_bad_settings_give_clear_errors(tmp_path, capsys):
         BenchConfig("md17", molecules=("benzene",))
     with pytest.raises(ValueError, match=r"\['sigma_mn'\] are not training settings; known: .*sigma_min"):
         BenchConfig("lj13", train_overrides={"sigma_mn": 0.1})
+    with pytest.raises(ValueError, match="final_corrector_steps applies to the pc sampler only"):
+        BenchConfig("lj13", train_overrides={"sampler": "heun", "final_corrector_steps": 100})
     with pytest.raises(SystemExit):
         main(["bench", "lj13", "--set", "steps", "--out", str(tmp_path)])
     assert "--set takes KEY=VALUE" in capsys.readouterr().err

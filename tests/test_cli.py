@@ -24,6 +24,14 @@ def test_train_sample_denoise_evaluate(lj7_file, tmp_path, capsys):
                  "--sampler", "heun", "--out", str(samples), "--device", "cpu"]) == 0
     generated = ase.io.read(samples, index=":")
     assert len(generated) == 4 and np.isfinite(generated[0].positions).all()
+    polished = tmp_path / "polished.extxyz"
+    assert main(["sample", str(model), "--template", str(template), "--n", "4", "--steps", "3",
+                 "--final-corrector-steps", "2", "--out", str(polished), "--device", "cpu",
+                 "--on-invalid", "keep"]) == 0
+    assert len(ase.io.read(polished, index=":")) == 4
+    assert main(["sample", str(model), "--template", str(template), "--sampler", "heun",
+                 "--final-corrector-steps", "2", "--out", str(polished), "--device", "cpu"]) == 2
+    assert "heun sampler has no option(s) final_corrector_steps" in capsys.readouterr().err
 
     denoised = tmp_path / "denoised.xyz"
     assert main(["denoise", str(model), str(template), "--steps", "3", "--out", str(denoised),

@@ -162,3 +162,25 @@ def test_pc_sampler_recovers_gaussian_statistics():
     assert (out.mean(dim=0) - MEANS).abs().max() < 0.02
     # zero-COM noise over 4 atoms keeps 3/4 of the per-coordinate variance
     assert (out - out.mean(dim=0)).std().item() == pytest.approx(SPREAD * (3 / 4) ** 0.5, rel=0.1)
+
+
+def test_pc_final_corrector_steps_equilibrate_a_short_schedule():
+    """Four levels leave the spread twice too wide; Langevin steps at sigma_min bring it to the exact value."""
+    sigmas = geometric_sigmas(4, 0.05, 3.0)
+    # the final denoising returns E[x0 | x] of x ~ N(MEANS, SPREAD^2 + sigma^2), zero-COM over 4 atoms
+    exact = SPREAD**2 / (SPREAD**2 + 0.05**2) ** 0.5 * (3 / 4) ** 0.5
+    spreads = {}
+    for steps in (0, 200):
+        generator = torch.Generator().manual_seed(0)
+        x = 3.0 * zero_com_noise((2000, 4, 3), generator, torch.float64)
+        out = SAMPLERS["pc"](gaussian_denoiser, x, sigmas, generator=generator, final_corrector_steps=steps)
+        assert (out.mean(dim=0) - MEANS).abs().max() < 0.02
+        spreads[steps] = (out - out.mean(dim=0)).std().item()
+    assert spreads[0] > 1.5 * exact
+    assert spreads[200] == pytest.approx(exact, rel=0.05)
+
+
+def test_pc_rejects_negative_final_corrector_steps():
+    x = zero_com_noise((2, 4, 3), torch.Generator().manual_seed(0), torch.float64)
+    with pytest.raises(ValueError, match="final_corrector_steps"):
+        SAMPLERS["pc"](gaussian_denoiser, x, geometric_sigmas(4, 0.05, 3.0), final_corrector_steps=-1)

@@ -60,6 +60,7 @@ class TrainSettings:
     n_samples: int = 1000
     sampler: str = "pc"
     sample_steps: int = 100
+    final_corrector_steps: int = 0  # pc only: Langevin steps at sigma_min before the final denoising
     val_every: int = 250
     atom_types: str = "element"
     force_crossover_t: float | str = PIECEWISE_T  # diffusion time of the force/noise switch, or "thermal"

@@ -75,6 +75,9 @@ class BenchConfig:
         bad_keys = [key for key in self.train_overrides if key not in fields]
         if bad_keys:
             raise ValueError(f"{bad_keys} are not training settings; known: {', '.join(fields)}")
+        if self.train_settings.final_corrector_steps and self.train_settings.sampler != "pc":
+            raise ValueError("final_corrector_steps applies to the pc sampler only: "
+                             "add --set sampler=pc or leave final_corrector_steps out")
         self.out = Path(self.out)
         self.cache = Path(self.cache) if self.cache is not None else self.out / "cache"
 
@@ -183,6 +186,7 @@ def train_and_sample(data: BenchData, protocol: str, spec: ModelSpec, seed: int,
             sampler=settings.sampler, steps=settings.sample_steps, seed=seed, device=config.device,
             progress=config.progress, on_invalid="keep", check_bonds=not data.name.startswith("lj"),
             return_report=True,
+            **({"final_corrector_steps": settings.final_corrector_steps} if settings.final_corrector_steps else {}),
         )
     structures, report = cast(tuple[list[ase.Atoms], SampleReport], result)
     sample_s = time.perf_counter() - started

@@ -92,6 +92,7 @@ def _sample(args: argparse.Namespace) -> None:
         check_bonds=False if args.no_bond_check else "auto", enantiomers=args.enantiomers,
         renumber=not args.no_renumber, return_report=True,
         progress=not args.quiet,
+        **({"final_corrector_steps": args.final_corrector_steps} if args.final_corrector_steps else {}),
     )
     if result is None:  # a rank other than 0 of a --ddp job: rank 0 writes
         return
@@ -239,6 +240,9 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("--sampler", choices=list(SAMPLERS), default="pc",
                         help="pc (paper), euler, heun, ancestral; adaptive and direct for time-step-free models")
     sample.add_argument("--steps", type=int, default=100, help="noise levels (maximum steps for adaptive)")
+    sample.add_argument("--final-corrector-steps", type=int, default=0,
+                        help="pc only: Langevin steps at the smallest noise level before the final denoising "
+                             "(one network call each; cools samples that come out too hot)")
     sample.add_argument("--seed", type=int, default=0, help="seed of the prior and sampler noise")
     sample.add_argument("--prior", choices=["gaussian", "structure"], default="gaussian",
                         help="start from noise, or from the template noised to --sigma-max")

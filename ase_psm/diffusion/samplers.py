@@ -46,6 +46,23 @@ def masked_denoiser(denoise: Denoiser, free: torch.Tensor | None) -> Denoiser:
     return denoise_free
 
 
+def _langevin_step(
+    denoise: Denoiser,
+    x: torch.Tensor,
+    sigma: torch.Tensor,
+    snr: float,
+    generator: torch.Generator | None,
+    free: torch.Tensor | None,
+) -> torch.Tensor:
+    """One Langevin corrector step at noise level sigma, of size eta = 2 (snr |z| / |score|)^2."""
+    score = (denoise(x, sigma) - x) / sigma**2
+    z = _noise(x, generator, free)
+    # batch-mean norms as in Song et al.'s code: a per-structure ratio would be
+    # state dependent and widen the sampled distribution in few dimensions
+    step = 2 * (snr * _norm(z).mean() / _norm(score).mean().clamp(min=1e-12)) ** 2
+    return x + step * score + (2 * step).sqrt() * z
+
+
 @torch.no_grad()
 def sample_pc(
     denoise: Denoiser,
@@ -55,27 +72,30 @@ def sample_pc(
     generator: torch.Generator | None = None,
     free: torch.Tensor | None = None,
     snr: float = 0.16,
+    final_corrector_steps: int = 0,
     disable: bool = True,
 ) -> torch.Tensor:
     """Predictor-corrector (Song et al. 2021): reverse-SDE Euler-Maruyama + one Langevin step.
 
     2 denoiser calls per noise level; the last step (to sigma = 0) is one denoising call.
     The corrector step is eta = 2 (snr |z| / |score|)^2 with norms averaged over the batch.
+    ``final_corrector_steps`` more Langevin steps (one call each) at the smallest positive
+    sigma equilibrate the samples in the learned score there before the final denoising:
+    annealed Langevin dynamics (Song & Ermon 2019) spending its extra steps at the bottom.
     """
+    if final_corrector_steps < 0:
+        raise ValueError(f"final_corrector_steps must be 0 or more, got {final_corrector_steps}")
     denoise = masked_denoiser(denoise, free)
     for i in tqdm(range(len(sigmas) - 1), disable=disable, desc="pc"):
         sigma, sigma_next = sigmas[i], sigmas[i + 1]
         if sigma_next == 0:
+            for _ in tqdm(range(final_corrector_steps), disable=disable, desc="final corrector", leave=False):
+                x = _langevin_step(denoise, x, sigma, snr, generator, free)
             return denoise(x, sigma)
         score = (denoise(x, sigma) - x) / sigma**2
         variance = sigma**2 - sigma_next**2
         x = x + variance * score + variance.sqrt() * _noise(x, generator, free)
-        score = (denoise(x, sigma_next) - x) / sigma_next**2
-        z = _noise(x, generator, free)
-        # batch-mean norms as in Song et al.'s code: a per-structure ratio would be
-        # state dependent and widen the sampled distribution in few dimensions
-        step = 2 * (snr * _norm(z).mean() / _norm(score).mean().clamp(min=1e-12)) ** 2
-        x = x + step * score + (2 * step).sqrt() * z
+        x = _langevin_step(denoise, x, sigma_next, snr, generator, free)
     return x
 
 
@@ -112,9 +132,19 @@ def sample_euler(
     return x
 
 
-def sample_heun(denoise: Denoiser, x: torch.Tensor, sigmas: torch.Tensor, **kwargs) -> torch.Tensor:
+def sample_heun(
+    denoise: Denoiser,
+    x: torch.Tensor,
+    sigmas: torch.Tensor,
+    *,
+    generator: torch.Generator | None = None,
+    free: torch.Tensor | None = None,
+    churn: float = 0.0,
+    disable: bool = True,
+) -> torch.Tensor:
     """Heun's second-order method on the probability-flow ODE (Karras et al. 2022)."""
-    return sample_euler(denoise, x, sigmas, second_order=True, **kwargs)
+    return sample_euler(denoise, x, sigmas, generator=generator, free=free, churn=churn, second_order=True,
+                        disable=disable)
 
 
 @torch.no_grad()

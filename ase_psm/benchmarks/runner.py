@@ -10,7 +10,7 @@ import time
 import warnings
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -179,6 +179,9 @@ def train_and_sample(data: BenchData, protocol: str, spec: ModelSpec, seed: int,
     )
     train_s = time.perf_counter() - started
     started = time.perf_counter()
+    sampler_options: dict[str, Any] = {}
+    if settings.final_corrector_steps:  # BenchConfig checked that the sampler is pc
+        sampler_options["final_corrector_steps"] = settings.final_corrector_steps
     with warnings.catch_warnings():  # invalid structures are kept, counted and reported in the JSON
         warnings.simplefilter("ignore", RuntimeWarning)
         result = sample(
@@ -186,7 +189,7 @@ def train_and_sample(data: BenchData, protocol: str, spec: ModelSpec, seed: int,
             sampler=settings.sampler, steps=settings.sample_steps, seed=seed, device=config.device,
             progress=config.progress, on_invalid="keep", check_bonds=not data.name.startswith("lj"),
             return_report=True,
-            **({"final_corrector_steps": settings.final_corrector_steps} if settings.final_corrector_steps else {}),
+            **sampler_options,
         )
     structures, report = cast(tuple[list[ase.Atoms], SampleReport], result)
     sample_s = time.perf_counter() - started

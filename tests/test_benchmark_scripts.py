@@ -94,3 +94,19 @@ def test_denoising_validity_is_one_at_vanishing_noise_and_falls_with_noise(tmp_p
     # at sigma -> 0 the estimate is the clean frame (the output scale vanishes); at 3 Å an
     # untrained model cannot restore the bonds
     assert fractions[1e-4] == 1.0 and fractions[3.0] < 0.5
+
+
+def test_final_corrector_curve_on_a_tiny_bench_run(tmp_path):
+    from ase_psm.cli.main import main
+
+    cache, out = tmp_path / "cache", tmp_path / "bench"
+    assert main(["--quiet", "bench", "lj13", "--size", "tiny", "--seeds", "1", "--models", "dsm",
+                 "--protocols", "biased", "--cache", str(cache), "--out", str(out)]) == 0
+    run = next((out / "runs").iterdir())
+    rows_file = tmp_path / "curve.json"
+    run_script("final_corrector.py", str(run), "--system", "lj13", "--size", "tiny", "--cache", str(cache),
+               "--n", "4", "--steps", "2", "--marks", "0,2", "--out", str(rows_file))
+    rows = json.loads(rows_file.read_text())
+    assert [row["steps"] for row in rows] == [0, 2]
+    assert all(0.0 <= row["distance_tvd"] <= 1.0 and np.isfinite(row["energy_median"]) for row in rows)
+    assert rows[0]["distance_tvd"] != rows[1]["distance_tvd"]  # the steps moved the samples

@@ -3,6 +3,7 @@
 from .noise import NoiseSchedule, geometric_sigmas, karras_sigmas, pair_noise_by_element, zero_com, zero_com_noise
 from .samplers import (
     SAMPLERS,
+    langevin_step,
     sample_adaptive,
     sample_ancestral,
     sample_direct,
@@ -19,6 +20,7 @@ __all__ = [
     "force_weight",
     "geometric_sigmas",
     "karras_sigmas",
+    "langevin_step",
     "loss_weight",
     "pair_noise_by_element",
     "pseudo_force_target",

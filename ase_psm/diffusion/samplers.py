@@ -46,7 +46,7 @@ def masked_denoiser(denoise: Denoiser, free: torch.Tensor | None) -> Denoiser:
     return denoise_free
 
 
-def _langevin_step(
+def langevin_step(
     denoise: Denoiser,
     x: torch.Tensor,
     sigma: torch.Tensor,
@@ -54,7 +54,11 @@ def _langevin_step(
     generator: torch.Generator | None,
     free: torch.Tensor | None,
 ) -> torch.Tensor:
-    """One Langevin corrector step at noise level sigma, of size eta = 2 (snr |z| / |score|)^2."""
+    """One Langevin corrector step at noise level sigma (Å): x + eta score + sqrt(2 eta) z.
+
+    score = (D(x, sigma) - x) / sigma^2 (1/Å); eta = 2 (snr |z| / |score|)^2 (Å^2) with the norms
+    averaged over the batch; z is zero-centre-of-mass unit noise (none on fixed atoms).
+    """
     score = (denoise(x, sigma) - x) / sigma**2
     z = _noise(x, generator, free)
     # batch-mean norms as in Song et al.'s code: a per-structure ratio would be
@@ -90,12 +94,12 @@ def sample_pc(
         sigma, sigma_next = sigmas[i], sigmas[i + 1]
         if sigma_next == 0:
             for _ in tqdm(range(final_corrector_steps), disable=disable, desc="final corrector", leave=False):
-                x = _langevin_step(denoise, x, sigma, snr, generator, free)
+                x = langevin_step(denoise, x, sigma, snr, generator, free)
             return denoise(x, sigma)
         score = (denoise(x, sigma) - x) / sigma**2
         variance = sigma**2 - sigma_next**2
         x = x + variance * score + variance.sqrt() * _noise(x, generator, free)
-        x = _langevin_step(denoise, x, sigma_next, snr, generator, free)
+        x = langevin_step(denoise, x, sigma_next, snr, generator, free)
     return x
 
 

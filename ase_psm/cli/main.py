@@ -242,7 +242,7 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("--steps", type=int, default=100, help="noise levels (maximum steps for adaptive)")
     sample.add_argument("--final-corrector-steps", type=int, default=0,
                         help="pc only: Langevin steps at the smallest noise level before the final denoising "
-                             "(one network call each; cools samples that come out too hot)")
+                             "(one network call each; check on held-out data that it helps your model)")
     sample.add_argument("--seed", type=int, default=0, help="seed of the prior and sampler noise")
     sample.add_argument("--prior", choices=["gaussian", "structure"], default="gaussian",
                         help="start from noise, or from the template noised to --sigma-max")

@@ -4,8 +4,9 @@ Takes the ``samples.npy`` and ``model.pt`` of ``ase-psm bench`` runs (``<out>/ru
 the pc sampler's corrector step (``ase_psm.diffusion.langevin_step``, SNR rule) at the checkpoint's
 smallest noise level, and scores the denoised structures against the system's reference every few
 steps. This is what ``final_corrector_steps=K`` does at the end of ``pc`` sampling, as a curve over K
-from one set of samples (started from the returned, denoised samples rather than from the last noisy
-state: a difference of one σ_min-sized denoising step) (docs/benchmarks.md, "Langevin steps at σ_min").
+from one set of samples (docs/benchmarks.md, "Langevin steps at σ_min"). It starts from the returned,
+denoised samples rather than from the last noisy state, so its k = 0 row is the returned samples
+denoised once more: on LJ-13 that alone moves the distance TVD by about 0.001.
 
     python benchmarks/final_corrector.py runs/lj55_table2/runs/lj55_table2_dsm_seed0 \
         --system lj55 --cache runs/bench_lj55_cpu/cache --n 64 --steps 200 --out /tmp/fc.json

@@ -13,6 +13,7 @@ from ase_psm.diffusion import (
     force_weight,
     geometric_sigmas,
     karras_sigmas,
+    langevin_step,
     loss_weight,
     pair_noise_by_element,
     pseudo_force_target,
@@ -184,3 +185,12 @@ def test_pc_rejects_negative_final_corrector_steps():
     x = zero_com_noise((2, 4, 3), torch.Generator().manual_seed(0), torch.float64)
     with pytest.raises(ValueError, match="final_corrector_steps"):
         SAMPLERS["pc"](gaussian_denoiser, x, geometric_sigmas(4, 0.05, 3.0), final_corrector_steps=-1)
+
+
+def test_langevin_step_keeps_no_autograd_graph():
+    """Called on its own (outside a sampler), a step must not chain graphs through the network."""
+    weight = torch.ones((), dtype=torch.float64, requires_grad=True)
+    x = zero_com_noise((8, 4, 3), torch.Generator().manual_seed(0), torch.float64)
+    for _ in range(3):
+        x = langevin_step(lambda y, sigma: weight * gaussian_denoiser(y, sigma), x, torch.tensor(0.05), 0.16, None, None)
+    assert not x.requires_grad and x.grad_fn is None

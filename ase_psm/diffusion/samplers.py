@@ -46,6 +46,7 @@ def masked_denoiser(denoise: Denoiser, free: torch.Tensor | None) -> Denoiser:
     return denoise_free
 
 
+@torch.no_grad()
 def langevin_step(
     denoise: Denoiser,
     x: torch.Tensor,

@@ -209,6 +209,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--checkpoint", help="evaluate this checkpoint instead of training")
     parser.add_argument("--loss-weighting", default="gpff", choices=("gpff", "epsilon"),
                         help="gpff: min(1, 1/sigma^2) (SchNetPack); epsilon: 1/sigma^2")
+    parser.add_argument("--learning-rate", type=float, default=2e-3, help="peak AdamW learning rate")
     parser.add_argument("--pair-noise", action="store_true",
                         help="re-pair noised atoms with clean atoms of the same element (SchNetPack's GPFF)")
     parser.add_argument("--memorise", type=int, metavar="N",
@@ -239,7 +240,7 @@ def main(argv: list[str] | None = None) -> dict:
         checkpoint = train_molecules(
             train, out / "model.pt", steps=size["steps"], batch_size=size["batch_size"], model=size["model"],
             seed=args.seed, time_limit=size["time_limit"], progress=args.progress,
-            loss_weighting=args.loss_weighting, pair_noise=args.pair_noise,
+            loss_weighting=args.loss_weighting, pair_noise=args.pair_noise, learning_rate=args.learning_rate,
         )
         train_s = time.perf_counter() - started
     steps_done = torch.load(checkpoint, weights_only=True)["train_config"].get("steps_done")
@@ -254,7 +255,7 @@ def main(argv: list[str] | None = None) -> dict:
     else:
         results = evaluate(checkpoint, test, size, args.seed)
     results.update(
-        force_errors=errors, loss_weighting=args.loss_weighting, pair_noise=args.pair_noise, memorise=args.memorise,
+        force_errors=errors, loss_weighting=args.loss_weighting, learning_rate=args.learning_rate, pair_noise=args.pair_noise, memorise=args.memorise,
         size=args.size, settings={k: v for k, v in size.items()}, n_train_conformers=len(train),
         n_train_molecules=len({a.info["smiles"] for a in train}), n_test=len(test),
         test_smiles=[a.info["reference_smiles"] for a in test], steps_done=steps_done,

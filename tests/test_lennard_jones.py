@@ -77,6 +77,14 @@ def test_metropolis_tiny_run_is_finite_with_sane_acceptance():
     assert 0.2 < acceptance < 0.7
 
 
+def test_metropolis_progress_bar_leaves_the_chain_unchanged(capsys):
+    x0 = lj_initial_positions(13, 4, seed=0)
+    quiet, _ = metropolis(x0, 6, seed=1, record_every=3)
+    shown, _ = metropolis(x0, 6, seed=1, record_every=3, progress=True, label="LJ-13 test chain")
+    np.testing.assert_array_equal(quiet, shown)
+    assert "LJ-13 test chain" in capsys.readouterr().err
+
+
 def test_metropolis_samples_dimer_distance_distribution():
     # dimer: E = 2 phi(d) + d^2 / 4, so p(d) ~ d^2 exp(-E(d)) at kT = 1; mean 1.99
     # (pair-once energy would give 2.20)

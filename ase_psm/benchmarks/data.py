@@ -67,14 +67,15 @@ def _without(reference: np.ndarray, subset: np.ndarray) -> np.ndarray:
     return reference[keep]
 
 
-def lj_data(n_atoms: int, size: str, cache_dir: str | Path, seed: int = 0) -> BenchData:
+def lj_data(n_atoms: int, size: str, cache_dir: str | Path, seed: int = 0, progress: bool = False) -> BenchData:
     """LJ-n at kT = 1: reference from many Metropolis chains; "biased" = the first sweeps of one chain,
     "table2" = a random 10 % of the reference (removed from the evaluation reference), "cold" = the first
     sweeps of one chain started at an energy minimum (a local bias; its own cache entry)."""
     from ..systems import make_lj_cold_head, make_lj_dataset
 
     settings = dict(DATA[f"lj{n_atoms}"][size], n_atoms=n_atoms, seed=seed)
-    entry = load_or_generate(cache_dir, f"lj{n_atoms}", settings, lambda: make_lj_dataset(**settings))
+    entry = load_or_generate(cache_dir, f"lj{n_atoms}", settings,
+                             lambda: make_lj_dataset(**settings, progress=progress))
     cold_settings = dict(n_atoms=n_atoms, n_frames=settings["n_biased"], seed=seed)
     cold_entry = load_or_generate(cache_dir, f"lj{n_atoms}-cold", cold_settings,
                                   lambda: make_lj_cold_head(**cold_settings))
@@ -247,7 +248,7 @@ def load_system(system: str, size: str, cache_dir: str | Path, progress: bool = 
     """The data sets of one benchmark system (md17: one per molecule, or the given ``molecules``),
     generated or from the cache."""
     if system in ("lj13", "lj55"):
-        return [lj_data(int(system[2:]), size, cache_dir)]
+        return [lj_data(int(system[2:]), size, cache_dir, progress=progress)]
     if system == "md17":
         return md17_data(size, cache_dir, progress=progress, molecules=molecules)
     if system == "ala2":

@@ -11,6 +11,7 @@ harmonic trap to the centre of mass keeps the cluster from evaporating.
 from __future__ import annotations
 
 import numpy as np
+from tqdm.auto import tqdm
 
 __all__ = [
     "DEFAULT_STEP_SIZE",
@@ -135,13 +136,15 @@ def metropolis(
     kT: float = 1.0,
     seed: int = 0,
     record_every: int = 1,
+    progress: bool = False,
+    label: str = "Metropolis",
 ) -> tuple[np.ndarray, float]:
     """Metropolis Monte Carlo of many independent LJ chains, vectorised over chains.
 
     One sweep moves each particle once, in order, by a Gaussian displacement of std
     step_size (r_m). x0: (n_chains, n, 3). Returns the configurations after every
     record_every-th sweep, (n_chains, n_sweeps // record_every, n, 3) float64, and the
-    acceptance rate over all moves.
+    acceptance rate over all moves. ``progress`` shows a bar over sweeps, titled ``label``.
     """
     positions = _check_positions(x0).copy()
     if positions.ndim != 3:
@@ -162,7 +165,7 @@ def metropolis(
     samples = np.empty((n_chains, n_sweeps // record_every, n_atoms, 3))
     n_accepted = 0
     with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
-        for sweep in range(n_sweeps):
+        for sweep in tqdm(range(n_sweeps), desc=label, unit="sweep", disable=not progress, leave=False):
             steps = step_size * rng.standard_normal((n_atoms, n_chains, 3))
             log_u = np.log(rng.random((n_atoms, n_chains)))
             total = positions.sum(axis=1)  # re-summed each sweep against round-off drift
@@ -191,6 +194,7 @@ def make_lj_dataset(
     thinning: int = 200,
     biased_burn_in: int = 100,
     seed: int = 0,
+    progress: bool = False,
 ) -> dict[str, np.ndarray]:
     """Reference and biased LJ-n data sets (positions in r_m, forces in epsilon / r_m, float64).
 
@@ -212,13 +216,16 @@ def make_lj_dataset(
     n_records = -(-n_reference // n_chains)  # ceil
     chains = lj_initial_positions(n_atoms, n_chains, seed=seeds[0])
     if burn_in > 0:
-        chains = metropolis(chains, burn_in, seed=seeds[1], record_every=burn_in)[0][:, -1]
-    reference, _ = metropolis(chains, n_records * thinning, seed=seeds[2], record_every=thinning)
+        chains = metropolis(chains, burn_in, seed=seeds[1], record_every=burn_in, progress=progress,
+                            label=f"LJ-{n_atoms} burn-in")[0][:, -1]
+    reference, _ = metropolis(chains, n_records * thinning, seed=seeds[2], record_every=thinning,
+                              progress=progress, label=f"LJ-{n_atoms} reference")
     # sample-major order so that truncation keeps whole records from all chains
     reference = reference.transpose(1, 0, 2, 3).reshape(-1, n_atoms, 3)[:n_reference]
 
     x0 = lj_initial_positions(n_atoms, 1, seed=seeds[3])
-    chain, _ = metropolis(x0, biased_burn_in + n_biased, seed=seeds[4])
+    chain, _ = metropolis(x0, biased_burn_in + n_biased, seed=seeds[4], progress=progress,
+                          label=f"LJ-{n_atoms} biased chain")
     biased = chain[0, biased_burn_in:]
 
     reference = reference - reference.mean(axis=1, keepdims=True)

@@ -255,7 +255,8 @@ def main(argv: list[str] | None = None) -> dict:
     else:
         results = evaluate(checkpoint, test, size, args.seed)
     results.update(
-        force_errors=errors, loss_weighting=args.loss_weighting, learning_rate=args.learning_rate, pair_noise=args.pair_noise, memorise=args.memorise,
+        force_errors=errors, loss_weighting=args.loss_weighting, learning_rate=args.learning_rate,
+        pair_noise=args.pair_noise, memorise=args.memorise,
         size=args.size, settings={k: v for k, v in size.items()}, n_train_conformers=len(train),
         n_train_molecules=len({a.info["smiles"] for a in train}), n_test=len(test),
         test_smiles=[a.info["reference_smiles"] for a in test], steps_done=steps_done,

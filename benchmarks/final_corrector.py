@@ -31,8 +31,14 @@ from ase_psm.generate import make_denoiser
 METRICS = ("distance_tvd", "energy_median", "energy_w2", "x_w2")
 
 
-def corrector_curve(run: Path, data, n: int, steps: int, marks: set[int], snr: float, seed: int) -> list[dict]:
-    """Metrics of the run's first n samples after k Langevin steps at sigma_min, for k in marks."""
+def corrector_curve(
+    run: Path, data, n: int, steps: int, marks: set[int], snr: float, seed: int, samples: dict | None = None
+) -> list[dict]:
+    """Metrics of the run's first n samples after k Langevin steps at sigma_min, for k in marks.
+
+    ``samples``, if given, receives the denoised structures (n, atoms, 3) at each mark under
+    ``"<run>/<k>"``.
+    """
     model, checkpoint = load_model(run / "model.pt", "cpu")
     denoise = make_denoiser(model, torch.as_tensor(data.numbers, dtype=torch.long))
     sigma = torch.tensor(float(checkpoint["schedule"]["sigma_min"]))
@@ -43,6 +49,8 @@ def corrector_curve(run: Path, data, n: int, steps: int, marks: set[int], snr: f
         if k in marks:
             with torch.no_grad():
                 denoised = denoise(x, sigma)  # what pc returns after k final corrector steps
+            if samples is not None:
+                samples[f"{run.name}/{k}"] = denoised.numpy()
             values = evaluate(denoised.double().numpy(), data).as_dict()["values"]
             rows.append({"run": run.name, "steps": k, "seconds": time.perf_counter() - started,
                          **{name: values[name] for name in METRICS}})
@@ -65,13 +73,17 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     parser.add_argument("--out", type=Path, required=True, help="JSON file of the rows")
+    parser.add_argument("--save-samples", type=Path, help="NPZ file of the denoised samples at every mark")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     data = load_system(args.system, args.size, args.cache)[0]
     marks = {int(mark) for mark in args.marks.split(",")}
+    samples: dict | None = {} if args.save_samples else None
     rows = [row for run in args.runs
-            for row in corrector_curve(run, data, args.n, args.steps, marks, args.snr, args.seed)]
+            for row in corrector_curve(run, data, args.n, args.steps, marks, args.snr, args.seed, samples)]
     args.out.write_text(json.dumps(rows, indent=1))
+    if args.save_samples:
+        np.savez_compressed(args.save_samples, **samples)
 
 
 if __name__ == "__main__":

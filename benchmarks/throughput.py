@@ -30,7 +30,7 @@ import torch
 
 from ase_psm import PSMCalculator, sample
 from ase_psm.checkpoint import save_checkpoint
-from ase_psm.model import ModelConfig, PseudoForceNet
+from ase_psm.model import ModelConfig, PseudoForceNet, blocks
 
 SPECIES = [1, 6, 7, 8]
 NETWORKS = {
@@ -199,11 +199,11 @@ def memory_child(task: str, folder: Path) -> None:
                       "max_rss_MiB": peak / 1024, "rss_before_MiB": before / 1024}))
 
 
-def memory(folder: Path) -> list[dict]:
+def memory(folder: Path, edge_chunk: int) -> list[dict]:
     results = []
     for task in ("train", "sample"):
-        output = subprocess.run([sys.executable, __file__, "--child", task, "--out", str(folder)],
-                                capture_output=True, text=True, check=True).stdout
+        command = [sys.executable, __file__, "--child", task, "--out", str(folder), "--edge-chunk", str(edge_chunk)]
+        output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
         results.append(json.loads(output.strip().splitlines()[-1]))
     return results
 
@@ -231,7 +231,7 @@ def plot(rows: list[dict], path: Path) -> None:
 def tables(results: dict) -> str:
     lines = [
         (f"Device: {results['device']}; torch {results['torch']}, {results['threads']} thread(s); "
-         f"wall time {results['wall_s']:.0f} s."),
+         f"edges per chunk on CPU {results['edge_chunk'] or 'all'}; wall time {results['wall_s']:.0f} s."),
         "",
         ("| network | atoms | one at a time, `get_forces()` (ms) | `calculate_batch` (ms) | speed-up "
          "| `sample` (ms) | speed-up |"),
@@ -265,9 +265,12 @@ def main() -> None:
     parser.add_argument("--plot", type=Path, default=Path("docs/performance_scaling.png"))
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--device-label", default=f"{platform.processor() or platform.machine()} CPU")
+    parser.add_argument("--edge-chunk", type=int, default=blocks.CPU_EDGE_CHUNK,
+                        help="edges per chunk of a message-passing layer on CPU; 0: the whole batch at once")
     parser.add_argument("--child", choices=["train", "sample"], help=argparse.SUPPRESS)
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
+    blocks.CPU_EDGE_CHUNK = args.edge_chunk or sys.maxsize
     if args.child:
         memory_child(args.child, args.out)
         return
@@ -275,13 +278,14 @@ def main() -> None:
     started = time.perf_counter()
     print("batched vs one at a time", flush=True)
     results = {"device": args.device_label, "torch": torch.__version__, "threads": args.threads,
+               "edge_chunk": args.edge_chunk,
                "batched_vs_single": [batched_vs_single(args.out, network) for network in BATCHED_NETWORKS]}
     print(json.dumps(results["batched_vs_single"], indent=1), flush=True)
     print("scaling", flush=True)
     results["scaling"] = scaling(args.out)
     results["exponents"] = fit_exponents(results["scaling"])
     print("memory", flush=True)
-    results["memory"] = memory(args.out)
+    results["memory"] = memory(args.out, args.edge_chunk)
     results["wall_s"] = time.perf_counter() - started
     plot(results["scaling"], args.plot)
     (args.out / "results.json").write_text(json.dumps(results, indent=1))

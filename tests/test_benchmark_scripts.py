@@ -105,8 +105,13 @@ def test_final_corrector_curve_on_a_tiny_bench_run(tmp_path):
     run = next((out / "runs").iterdir())
     rows_file = tmp_path / "curve.json"
     run_script("final_corrector.py", str(run), "--system", "lj13", "--size", "tiny", "--cache", str(cache),
-               "--n", "4", "--steps", "2", "--marks", "0,2", "--out", str(rows_file))
+               "--n", "4", "--steps", "2", "--marks", "0,2", "--out", str(rows_file),
+               "--save-samples", str(tmp_path / "curve.npz"))
     rows = json.loads(rows_file.read_text())
     assert [row["steps"] for row in rows] == [0, 2]
     assert all(0.0 <= row["distance_tvd"] <= 1.0 and np.isfinite(row["energy_median"]) for row in rows)
     assert rows[0]["distance_tvd"] != rows[1]["distance_tvd"]  # the steps moved the samples
+    with np.load(tmp_path / "curve.npz") as saved:
+        assert sorted(saved) == [f"{run.name}/0", f"{run.name}/2"]
+        assert saved[f"{run.name}/2"].shape == (4, 13, 3)
+        assert not np.allclose(saved[f"{run.name}/0"], saved[f"{run.name}/2"])

@@ -6,7 +6,7 @@ import pytest
 import torch
 from e3nn import o3
 
-from ase_psm.model import ModelConfig, PseudoForceNet, build_edges
+from ase_psm.model import ModelConfig, PseudoForceNet, blocks, build_edges
 
 # CHFClBr: a stereocentre with four different substituents
 CHIRAL_NUMBERS = torch.tensor([6, 1, 9, 17, 35])
@@ -165,3 +165,21 @@ def test_single_molecule_network_is_equivariant_within_types_and_checks_atom_ord
         net.pseudo_forces(CHIRAL_NUMBERS[:2], x[:, :2], SIGMA)
     with pytest.raises(ValueError, match="go together"):
         make_net(species=[1, 6, 8], site_types=types)
+
+
+def test_edge_chunks_give_the_whole_batch_result(monkeypatch):
+    """Messages summed in chunks of a few edges equal one whole-batch sum, with gradients."""
+    net = make_net()
+    x = structures(4).requires_grad_(True)
+    sigma = torch.tensor([0.1, 0.4, 1.0, 2.0], dtype=torch.float64)
+
+    def forces_and_gradient(chunk: int) -> tuple[torch.Tensor, torch.Tensor]:
+        monkeypatch.setattr(blocks, "CPU_EDGE_CHUNK", chunk)
+        forces = net.pseudo_forces(CHIRAL_NUMBERS, x, sigma)
+        (gradient,) = torch.autograd.grad(forces.square().sum(), x)
+        return forces, gradient
+
+    whole, whole_gradient = forces_and_gradient(10**9)
+    chunked, chunked_gradient = forces_and_gradient(7)
+    assert torch.allclose(chunked, whole, atol=1e-6)
+    assert torch.allclose(chunked_gradient, whole_gradient, atol=1e-5)

@@ -9,6 +9,13 @@ from e3nn import nn as e3nn_nn
 from e3nn import o3
 from torch import nn
 
+# Edges per chunk of a message-passing layer on CPU. Per-edge tensors of a whole batch (e.g. 190 000
+# LJ-55 edges x 240 channels) stream through main memory between each of the tensor product's
+# elementwise steps; chunks of a few thousand edges stay in cache. On a 2-core EPYC this halved
+# the time of an inference forward pass and cut a training step by about a quarter, with the same
+# result. GPUs get the whole batch at once.
+CPU_EDGE_CHUNK = 4096
+
 
 class GaussianRadialBasis(nn.Module):
     """Gaussians on evenly spaced centres in [0, r_max], with an optional smooth cutoff."""
@@ -63,6 +70,9 @@ class InteractionBlock(nn.Module):
     """One round of equivariant message passing (NequIP-style, residual).
 
     h_i <- h_i + Gate(Linear(mean_j TP(h_j, Y(r_ij); w(edge scalars))))
+
+    Messages are built and summed in chunks of ``CPU_EDGE_CHUNK`` edges on CPU (same sum, less
+    memory traffic).
     """
 
     def __init__(
@@ -109,10 +119,13 @@ class InteractionBlock(nn.Module):
         edge_scalars: torch.Tensor,
         inverse_degree: torch.Tensor,
     ) -> torch.Tensor:
-        source = self.linear_in(features)[edge_src]
-        messages = self.tensor_product(source, edge_sh, self.radial_mlp(edge_scalars))
-        aggregated = torch.zeros(
-            features.shape[0], messages.shape[1], dtype=messages.dtype, device=messages.device
-        ).index_add_(0, edge_dst, messages)
+        nodes = self.linear_in(features)
+        aggregated = features.new_zeros(features.shape[0], self.tensor_product.irreps_out.dim)
+        chunk = CPU_EDGE_CHUNK if features.device.type == "cpu" else max(len(edge_src), 1)
+        for start in range(0, len(edge_src), chunk):
+            edges = slice(start, start + chunk)
+            weights = self.radial_mlp(edge_scalars[edges])
+            messages = self.tensor_product(nodes[edge_src[edges]], edge_sh[edges], weights)
+            aggregated.index_add_(0, edge_dst[edges], messages)
         aggregated = aggregated * inverse_degree[:, None]
         return features + self.gate(self.linear_out(aggregated))

@@ -11,9 +11,9 @@ from torch import nn
 
 # Edges per chunk of a message-passing layer on CPU. Per-edge tensors of a whole batch (e.g. 190 000
 # LJ-55 edges x 240 channels) stream through main memory between each of the tensor product's
-# elementwise steps; chunks of a few thousand edges stay in cache. On a 2-core EPYC this halved
-# the time of an inference forward pass and cut a training step by about a quarter, with the same
-# result. GPUs get the whole batch at once.
+# elementwise steps; chunks of a few thousand edges stay in cache. On a 2-core EPYC this made
+# batched inference about twice as fast, with the same result (training gained little). GPUs get
+# the whole batch at once.
 CPU_EDGE_CHUNK = 4096
 
 

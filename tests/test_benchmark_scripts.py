@@ -115,3 +115,16 @@ def test_final_corrector_curve_on_a_tiny_bench_run(tmp_path):
         assert sorted(saved) == [f"{run.name}/0", f"{run.name}/2"]
         assert saved[f"{run.name}/2"].shape == (4, 13, 3)
         assert not np.allclose(saved[f"{run.name}/0"], saved[f"{run.name}/2"])
+
+
+def test_edge_chunk_ab_timing_writes_both_modes(tmp_path):
+    run_script("edge_chunks.py", "--out", str(tmp_path), "--n", "4", "--calls", "5", "--sample-steps", "2",
+               "--rounds", "1", "--chunk", "100", "--plot", str(tmp_path / "calls.png"))
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert results["edges"] == 4 * 22 * 21
+    assert list(results["modes"]) == ["chunks of 100 edges", "whole batch"]
+    for mode in results["modes"].values():
+        assert len(mode["calls_s"]) == 1 and len(mode["calls_s"][0]) == 5 and min(mode["calls_s"][0]) > 0
+        assert mode["steady_median_s"] > 0 and len(mode["sample_s"]) == 1
+    assert results["sigmas"][0] > results["sigmas"][-1]
+    assert (tmp_path / "calls.png").stat().st_size > 0

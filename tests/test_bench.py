@@ -86,6 +86,16 @@ def test_bench_ala2_tiny(tmp_path):
     _run_twice("ala2", tmp_path)
 
 
+def test_ala2_data_generation_is_reproducible():
+    """The same seed gives bit-identical frames on every run (the cache key promises it)."""
+    pytest.importorskip("openmm")
+    from ase_psm.benchmarks.data import _ala2_run
+
+    first, second = (_ala2_run(20, 50, 0, seed=0, progress=False, label="test") for _ in range(2))
+    assert (first.positions == second.positions).all() and (first.forces == second.forces).all()
+    assert not (first.positions[0] == first.positions[-1]).all()  # it did move
+
+
 def test_cache_key_and_reuse(tmp_path):
     calls = []
 

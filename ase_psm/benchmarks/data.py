@@ -26,6 +26,10 @@ MD17_TIMESTEP = 0.5  # fs
 MD17_FRICTION = 0.01  # 1/fs, Langevin
 ALA2_TEMPERATURE = 300.0  # K
 ALA2_TIMESTEP = 0.002  # ps
+# One thread with deterministic force sums: the same seed gives the same trajectory on every run
+# (OpenMM's CPU platform on two threads does not, even with DeterministicForces), and for 22 atoms
+# one thread is also the fastest.
+ALA2_PLATFORM_PROPERTIES = {"CPU": {"Threads": "1", "DeterministicForces": "true"}}
 
 
 @dataclass
@@ -200,7 +204,8 @@ def _ala2_run(n_frames: int, interval: int, burn_in: int, seed: int, progress: b
     integrator.setRandomNumberSeed(seed + 1)  # 0 would mean "random" in OpenMM
     names = [openmm.Platform.getPlatform(i).getName() for i in range(openmm.Platform.getNumPlatforms())]
     platform = openmm.Platform.getPlatformByName("CPU" if "CPU" in names else "Reference")
-    simulation = app.Simulation(pdb.topology, system, integrator, platform)
+    properties = ALA2_PLATFORM_PROPERTIES.get(platform.getName(), {})
+    simulation = app.Simulation(pdb.topology, system, integrator, platform, properties)
     simulation.context.setPositions(pdb.positions)
     simulation.minimizeEnergy()
     simulation.context.setVelocitiesToTemperature(ALA2_TEMPERATURE * unit.kelvin, seed + 1)
@@ -233,7 +238,8 @@ def ala2_data(size: str, cache_dir: str | Path, seed: int = 0, progress: bool = 
                     reference=reference.positions)
 
     generation = dict(settings, seed=seed, temperature_K=ALA2_TEMPERATURE, timestep_ps=ALA2_TIMESTEP,
-                      forcefield="amber14-all", constraints="HBonds", pdb=ALA2_PDB.name)
+                      forcefield="amber14-all", constraints="HBonds", pdb=ALA2_PDB.name,
+                      platform_properties=ALA2_PLATFORM_PROPERTIES)
     entry = load_or_generate(cache_dir, "ala2", generation, generate)
     arrays = entry.arrays
     return BenchData(

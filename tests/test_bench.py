@@ -6,6 +6,7 @@ import json
 import math
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -94,6 +95,32 @@ def test_ala2_data_generation_is_reproducible():
     first, second = (_ala2_run(20, 50, 0, seed=0, progress=False, label="test") for _ in range(2))
     assert (first.positions == second.positions).all() and (first.forces == second.forces).all()
     assert not (first.positions[0] == first.positions[-1]).all()  # it did move
+
+
+def test_md17_data_generation_is_reproducible():
+    """RDKit embedding and single-threaded xTB MD repeat bit for bit with the same seed."""
+    pytest.importorskip("tblite")
+    pytest.importorskip("rdkit")
+    from ase_psm.benchmarks.data import molecule_from_smiles, xtb_langevin
+
+    first, second = (xtb_langevin(molecule_from_smiles("CCO", seed=0), 100, 10, seed=0) for _ in range(2))
+    assert all((a == b).all() for a, b in zip(first, second))
+    assert not (first[0][0] == first[0][-1]).all()
+
+
+def test_ala2_data_has_free_xh_bonds():
+    """No constraints: X-H bonds vibrate, so the recorded F/kT is the score of the sampled distribution
+    (with H-bond constraints their lengths are fixed and the force labels along them are not)."""
+    pytest.importorskip("openmm")
+    from ase_psm.benchmarks.data import _ala2_run
+    from ase_psm.data.topology import bond_graph
+
+    frames = _ala2_run(20, 20, 0, seed=0, progress=False, label="test")
+    bonds = np.argwhere(np.triu(bond_graph(frames.numbers, frames.positions[0])))
+    xh = [(i, j) for i, j in bonds if (frames.numbers[i] == 1) != (frames.numbers[j] == 1)]
+    lengths = np.stack([np.linalg.norm(frames.positions[:, i] - frames.positions[:, j], axis=-1) for i, j in xh])
+    assert len(xh) == 12
+    assert lengths.std(axis=1).min() > 0.005  # Å; a constrained bond holds its length to ~1e-6 Å
 
 
 def test_cache_key_and_reuse(tmp_path):

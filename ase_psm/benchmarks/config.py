@@ -91,11 +91,11 @@ DATA: dict[str, dict[str, dict]] = {
         "paper": dict(molecules=tuple(MD17_MOLECULES), n_biased=10000, n_reference=10000, thinning=50,
                       burn_in=2000),
     },
-    # MD steps of 2 fs; frames every `interval` steps
+    # MD steps of 1 fs; frames every `interval` steps (cpu: 100 ps of training frames, a 5 ns reference)
     "ala2": {
-        "tiny": dict(n_biased=100, biased_interval=10, n_reference=200, reference_interval=50),
-        "cpu": dict(n_biased=1000, biased_interval=50, n_reference=5000, reference_interval=500),
-        "paper": dict(n_biased=5000, biased_interval=50, n_reference=50000, reference_interval=500),
+        "tiny": dict(n_biased=100, biased_interval=20, n_reference=200, reference_interval=100),
+        "cpu": dict(n_biased=1000, biased_interval=100, n_reference=5000, reference_interval=1000),
+        "paper": dict(n_biased=5000, biased_interval=100, n_reference=50000, reference_interval=1000),
     },
 }
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
@@ -128,3 +129,37 @@ def test_edge_chunk_ab_timing_writes_both_modes(tmp_path):
         assert mode["steady_median_s"] > 0 and len(mode["sample_s"]) == 1
     assert results["sigmas"][0] > results["sigmas"][-1]
     assert (tmp_path / "calls.png").stat().st_size > 0
+
+
+def test_score_agreement_of_a_model_that_returns_the_target():
+    sys.path.insert(0, str(BENCHMARKS))
+    from ala2_score_probe import score_agreement
+
+    target = np.random.default_rng(0).normal(size=(5, 4, 3))
+    target -= target.mean(axis=1, keepdims=True)
+
+    class Exact:  # f = sigma^2 * target: the score is the target
+        config = type("Config", (), {"sigma_conditioned": True})
+
+        def pseudo_forces(self, numbers, positions, sigma):
+            return torch.tensor(target, dtype=torch.float32) * sigma[:, None, None] ** 2
+
+    exact = score_agreement(Exact(), np.ones(4, dtype=int), target, target, 0.01)
+    assert exact["relative_error"] < 1e-5 and exact["cosine"] == pytest.approx(1.0) and exact["norm_ratio"] == pytest.approx(1.0)
+    halved = score_agreement(Exact(), np.ones(4, dtype=int), target, 2 * target, 0.01)
+    assert halved["relative_error"] == pytest.approx(0.5) and halved["norm_ratio"] == pytest.approx(0.5)
+
+
+def test_ala2_score_probe_on_a_tiny_bench_run(tmp_path):
+    pytest.importorskip("openmm")
+    pytest.importorskip("mdtraj")
+    from ase_psm.cli.main import main
+
+    out = tmp_path / "bench"
+    assert main(["--quiet", "bench", "ala2", "--size", "tiny", "--seeds", "1", "--models", "dsm",
+                 "--out", str(out)]) == 0
+    run_script("ala2_score_probe.py", str(out), "--n", "5", "--sigmas", "0.01", "0.1")
+    rows = json.loads((out / "score_probe_seed0.json").read_text())
+    assert [(row["frames"], row["sigma"]) for row in rows] == [
+        ("reference", 0.01), ("reference", 0.1), ("training", 0.01), ("training", 0.1)]
+    assert all(row["model"] == "dsm" and row["relative_error"] > 0 and -1 <= row["cosine"] <= 1 for row in rows)

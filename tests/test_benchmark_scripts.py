@@ -131,8 +131,8 @@ def test_edge_chunk_ab_timing_writes_both_modes(tmp_path):
     assert (tmp_path / "calls.png").stat().st_size > 0
 
 
-def test_score_agreement_of_a_model_that_returns_the_target():
-    sys.path.insert(0, str(BENCHMARKS))
+def test_score_agreement_of_a_model_that_returns_the_target(monkeypatch):
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
     from ala2_score_probe import score_agreement
 
     target = np.random.default_rng(0).normal(size=(5, 4, 3))

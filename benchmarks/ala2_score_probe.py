@@ -6,9 +6,9 @@ reference frames and training frames), this compares the learned score s = f(x, 
 (1/Å) of every model of one seed with F/kT from the amber14 System (no constraints, as the data):
 median relative error |s - F/kT| / |F/kT|, cosine and norm ratio |s| / |F/kT|, per sigma (Å).
 The score of the noised density approaches F/kT as sigma -> 0, so at sigma well below the thermal
-length (about 0.04 Å here) a perfect model has a small error; both losses would then agree.
+length (1/RMS(F/kT), about 0.03 Å here) a perfect model has a small error; both losses would then agree.
 
-    python benchmarks/ala2_score_probe.py runs/bench_ala2_cpu_free --seed 0     # about a minute
+    python benchmarks/ala2_score_probe.py runs/bench_ala2_cpu_free --seed 0     # under a minute
 """
 
 from __future__ import annotations
@@ -19,24 +19,18 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from ase.units import kB
 
-from ase_psm.benchmarks.data import ALA2_PDB, ALA2_TEMPERATURE
+from ase_psm.benchmarks.data import ALA2_TEMPERATURE, ala2_system
 from ase_psm.checkpoint import load_model
 from ase_psm.data import Frames
 
-BOLTZMANN_EV_PER_K = 8.617333262e-5
 
-
-def amber14_forces(positions: np.ndarray) -> np.ndarray:
-    """Forces (eV/Å) of amber14 alanine dipeptide in vacuum, no constraints, for (F, 22, 3) Å."""
-    from openmm import app
-
+def benchmark_forces(numbers: np.ndarray, positions: np.ndarray) -> np.ndarray:
+    """Forces (eV/Å) of the benchmark's System (amber14, vacuum, as the data) for (F, 22, 3) Å."""
     from ase_psm.openmm import label_forces
 
-    pdb = app.PDBFile(str(ALA2_PDB))
-    system = app.ForceField("amber14-all.xml").createSystem(pdb.topology, nonbondedMethod=app.NoCutoff,
-                                                            constraints=None)
-    numbers = np.array([atom.element.atomic_number for atom in pdb.topology.atoms()])
+    pdb, system = ala2_system()
     labelled = label_forces(Frames(numbers, positions), system, topology=pdb.topology, progress=False)
     assert labelled.forces is not None
     return labelled.forces
@@ -72,11 +66,11 @@ def main() -> None:
     if not files:
         raise SystemExit(f"no ala2 data in {cache}: run `ase-psm bench ala2` first or pass --cache")
     data = np.load(files[-1])
-    kT = BOLTZMANN_EV_PER_K * ALA2_TEMPERATURE
+    kT = kB * ALA2_TEMPERATURE
     rng = np.random.default_rng(args.seed)
     reference = data["reference"][rng.choice(len(data["reference"]), args.n, replace=False)]
     sets = {
-        "reference": (reference, amber14_forces(reference) / kT),
+        "reference": (reference, benchmark_forces(data["numbers"], reference) / kT),
         "training": (data["biased"][: args.n], data["biased_forces"][: args.n] / kT),
     }
     rows = []

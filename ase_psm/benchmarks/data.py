@@ -190,19 +190,28 @@ def md17_data(size: str, cache_dir: str | Path, seed: int = 0, progress: bool = 
     return out
 
 
-def _ala2_run(n_frames: int, interval: int, burn_in: int, seed: int, progress: bool, label: str):
-    """One amber14 vacuum Langevin run at 300 K (1 fs, no constraints) from the minimized PDB:
-    Frames of every `interval`-th step after `burn_in` steps."""
+def ala2_system():
+    """The benchmark's alanine dipeptide: (OpenMM PDBFile of ``ALA2_PDB``, amber14 vacuum System
+    without cutoff and with ``ALA2_CONSTRAINTS``)."""
     try:
-        import openmm
-        from openmm import app, unit
+        from openmm import app
     except ImportError as error:
         raise ImportError("the ala2 benchmark needs OpenMM and mdtraj: pip install 'ase-psm[openmm]'") from error
-    from ..openmm import FrameRecorder
-
     pdb = app.PDBFile(str(ALA2_PDB))
     system = app.ForceField("amber14-all.xml").createSystem(pdb.topology, nonbondedMethod=app.NoCutoff,
                                                             constraints=ALA2_CONSTRAINTS)
+    return pdb, system
+
+
+def _ala2_run(n_frames: int, interval: int, burn_in: int, seed: int, progress: bool, label: str):
+    """One amber14 vacuum Langevin run at 300 K (1 fs, no constraints) from the minimized PDB:
+    Frames of every `interval`-th step after `burn_in` steps."""
+    pdb, system = ala2_system()  # first: it names the install command if OpenMM is missing
+    import openmm
+    from openmm import app, unit
+
+    from ..openmm import FrameRecorder
+
     integrator = openmm.LangevinMiddleIntegrator(ALA2_TEMPERATURE * unit.kelvin, 1 / unit.picosecond,
                                                  ALA2_TIMESTEP * unit.picosecond)
     integrator.setRandomNumberSeed(seed + 1)  # 0 would mean "random" in OpenMM

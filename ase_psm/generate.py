@@ -13,11 +13,11 @@ import torch
 
 from .ase.constraints import fixed_atom_mask
 from .checkpoint import load_model, resolve_dtype
-from .data.topology import bond_graph, match_to_template, signed_volumes, stereocentres
+from .data.topology import bond_graph, match_to_template, molecule_bonds, signed_volumes, stereocentres
 from .diffusion.noise import geometric_sigmas, karras_sigmas, zero_com_noise
 from .diffusion.samplers import SAMPLERS
 from .metrics.validity import SampleReport, is_molecule, structure_problems
-from .model import PseudoForceNet
+from .model import PseudoForceNet, topology_classes
 from .validation import check_atoms, check_composition, check_sigma_range
 
 ON_INVALID = ("regenerate", "drop", "keep")
@@ -25,12 +25,15 @@ ENANTIOMERS = ("mirror", "reject", "keep")
 _SET_BY_SAMPLE = ("generator", "free", "disable", "max_steps", "steps")  # sampler arguments `sample` passes itself
 
 
-def make_denoiser(model: PseudoForceNet, numbers: torch.Tensor):
-    """``denoise(x, sigma) -> x + f(x)`` over (B, N, 3) tensors for the samplers."""
+def make_denoiser(model: PseudoForceNet, numbers: torch.Tensor, topology: torch.Tensor | None = None):
+    """``denoise(x, sigma) -> x + f(x)`` over (B, N, 3) tensors for the samplers.
+
+    ``topology``: the molecule's :func:`~ase_psm.model.topology_classes`, for a graph-conditioned model.
+    """
 
     def denoise(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
         sigma = torch.as_tensor(sigma, dtype=x.dtype, device=x.device)
-        return x + model.pseudo_forces(numbers, x, sigma if model.config.sigma_conditioned else None)
+        return x + model.pseudo_forces(numbers, x, sigma if model.config.sigma_conditioned else None, topology)
 
     return denoise
 
@@ -63,7 +66,9 @@ def sample(
 
     prior: ``"gaussian"`` starts from zero-centred noise of width sigma_max (Å);
     ``"structure"`` starts from the template's positions noised to sigma_max
-    (a structural prior). Atoms fixed by a FixAtoms constraint on the template
+    (a structural prior). A graph-conditioned model generates the template's molecule: its bonds
+    are ``template.info["bonds"]`` ((n_bonds, 2) atom indices), or else those perceived from the
+    template's coordinates. Atoms fixed by a FixAtoms constraint on the template
     keep their template positions (inpainting). ``steps`` is the number of noise
     levels (``pc``, ``euler``, ``heun``, ``ancestral``; geometric for ``pc``, Karras
     for the others), the maximum number of steps (``adaptive``) or the number of
@@ -125,7 +130,10 @@ def sample(
     if free is None:
         reference = reference - reference.mean(dim=0)
     generator = torch.Generator().manual_seed(seed)
-    denoise = make_denoiser(model, numbers)
+    topology = None
+    if model.config.graph_conditioned:
+        topology = topology_classes(len(template), molecule_bonds(template)).to(torch_device)
+    denoise = make_denoiser(model, numbers, topology)
     if sampler == "pc":
         sigmas = geometric_sigmas(steps, sigma_min, sigma_max)
     else:

@@ -1,6 +1,6 @@
 """Checkpoints shipped inside the package, loadable by name, each with a model card.
 
-``PSMCalculator("lj13")``, ``sample("ala2", ...)`` and ``ase-psm sample lj13 ...`` resolve a
+``PSMCalculator("lj13")``, ``sample("ala2", ...)``, ``sample("conformers", molecule_template(smiles))`` and ``ase-psm sample lj13 ...`` resolve a
 name to its file in ``ase_psm/examples_data``; ``ase-psm models`` lists them.
 """
 
@@ -16,6 +16,7 @@ PRETRAINED: dict[str, str] = {
     "lj13-psm": "lj13_psm.pt",
     "lj13-dsm": "lj13_dsm.pt",
     "ala2": "ala2_psm.pt",
+    "conformers": "conformers_gpff.pt",
 }
 
 

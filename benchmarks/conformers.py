@@ -3,12 +3,13 @@
 Data: RDKit's bundled ``NCI/first_5K.smi``, filtered to neutral single-fragment molecules of
 H, C, N, O, F, S, Cl with few heavy atoms; reference conformers from ETKDG + MMFF. Molecules are
 split (by SMILES, seeded) into training and held-out test molecules. One GPFF network is trained
-on all training molecules (:func:`ase_psm.train.multi.train_molecules`), then each test molecule
+on all training molecules (:func:`ase_psm.train.multi.train_molecules`), conditioned on each
+molecule's bond graph (``--no-graph``: on its elements only, as GPFF on QM9), then each test molecule
 is generated from a Gaussian prior with :func:`ase_psm.sample` (``adaptive``: steps = the maximum
 NFE; ``direct``: steps = NFE) and judged by :func:`ase_psm.data.molecules.perceive`:
 
 - validity: bonds perceived from the coordinates give a valid, connected, neutral molecule;
-- graph recovery: its canonical SMILES with stereo equals the reference conformer's.
+- graph recovery: its canonical SMILES equals the reference conformer's, without and with stereo.
 
 Editing: half of the heavy atoms (the first in SMILES order, with their hydrogens) are held by
 FixAtoms and the rest is regenerated from noise around the template.
@@ -16,6 +17,7 @@ FixAtoms and the rest is regenerated from noise around the template.
     python benchmarks/conformers.py --size tiny            # smoke test, < 1 minute
     nice python benchmarks/conformers.py --size cpu --out runs/conformers_cpu
     python benchmarks/conformers.py --size cpu --memorise 10 --time-limit 330 --out runs/memorise10
+    python benchmarks/conformers.py --summarise runs/conformers_s0 runs/conformers_s1   # one table of seeds
 
 Every run also reports the relative pseudo-force error |f - f*| / |f*| of the trained network at
 several noise levels on its training and test molecules (``force_errors``). ``--memorise N`` trains
@@ -41,21 +43,22 @@ from ase.constraints import FixAtoms
 
 from ase_psm import sample
 from ase_psm.checkpoint import load_model
-from ase_psm.data.molecules import embed, filter_smiles, nci_smiles_path, perceive, read_smiles
+from ase_psm.data.molecules import embed, filter_smiles, graph_smiles, nci_smiles_path, perceive, read_smiles
+from ase_psm.data.topology import molecule_bonds
 from ase_psm.diffusion import pair_noise_by_element
-from ase_psm.model import PseudoForceNet
+from ase_psm.model import PseudoForceNet, topology_classes
 from ase_psm.train.multi import MOLECULE_SCHEDULE, train_molecules
 
 SIZES: dict[str, dict] = {
     "tiny": dict(
         n_train=16, n_test=2, max_heavy=6, conformers=1, steps=15, batch_size=4, time_limit=None,
-        samples=1, nfe=(6, 16), samplers=("adaptive", "direct"), edit_nfe=16,
-        model=dict(hidden_irreps="8x0e + 4x1e", num_layers=1, num_radial=32, radial_hidden=16),
+        samples=1, nfe=(6, 16), samplers=("adaptive", "direct"), edit_nfe=16, loss_weighting="epsilon",
+        learning_rate=1e-2, model=dict(hidden_irreps="8x0e + 4x1e", num_layers=1, num_radial=32, radial_hidden=16),
     ),
     "cpu": dict(
-        n_train=500, n_test=50, max_heavy=12, conformers=2, steps=3600, batch_size=12, time_limit=19 * 60,
-        samples=1, nfe=(6, 16, 64, 256), samplers=("adaptive", "direct"), edit_nfe=64,
-        model=dict(hidden_irreps="32x0e + 8x1e", num_layers=3, radial_hidden=32),
+        n_train=500, n_test=100, max_heavy=12, conformers=2, steps=9000, batch_size=12, time_limit=19 * 60,
+        samples=1, nfe=(6, 16, 64, 256), samplers=("adaptive", "direct"), edit_nfe=64, loss_weighting="epsilon",
+        learning_rate=1e-2, model=dict(hidden_irreps="32x0e + 8x1e", num_layers=3, radial_hidden=32),
     ),
 }
 ERROR_SIGMAS = (0.05, 0.1, 0.3, 1.0, 3.0)
@@ -93,6 +96,7 @@ def force_errors(checkpoint: Path, molecules: list[ase.Atoms], seed: int, draws:
     """
     model, payload = load_model(checkpoint, "cpu", "float32")
     pair = bool(payload["train_config"].get("pair_noise"))
+    graph = model.config.graph_conditioned
     generator = torch.Generator().manual_seed(seed)
     errors = {}
     for sigma in ERROR_SIGMAS:
@@ -106,22 +110,25 @@ def force_errors(checkpoint: Path, molecules: list[ase.Atoms], seed: int, draws:
                 batch = torch.arange(draws).repeat_interleave(len(atoms))
                 flat = pair_noise_by_element(clean.repeat(draws, 1), noised.reshape(-1, 3), numbers, batch)
                 noised = flat.reshape(noised.shape)
+            topology = topology_classes(len(atoms), molecule_bonds(atoms)) if graph else None
             with torch.no_grad():
-                predicted = model.pseudo_forces(torch.as_tensor(atoms.numbers), noised, None)
+                predicted = model.pseudo_forces(torch.as_tensor(atoms.numbers), noised, None, topology)
             residual += float((predicted - (clean - noised)).square().sum())
             total += float((clean - noised).square().sum())
         errors[f"{sigma:g}"] = (residual / total) ** 0.5
     return errors
 
 
-def judge(structures: list[ase.Atoms], reference: str) -> tuple[int, int]:
-    """(valid, graph and stereo recovered) counts."""
-    valid = recovered = 0
+def judge(structures: list[ase.Atoms], reference: str) -> tuple[int, int, int]:
+    """(valid, graph recovered, graph and stereo recovered) counts."""
+    valid = graph = recovered = 0
+    reference_graph = graph_smiles(reference)
     for atoms in structures:
         ok, smiles = perceive(atoms)
         valid += ok
+        graph += ok and graph_smiles(smiles) == reference_graph
         recovered += ok and smiles == reference
-    return valid, recovered
+    return valid, graph, recovered
 
 
 def edit_template(atoms: ase.Atoms) -> ase.Atoms:
@@ -152,28 +159,36 @@ def run_case(
     checkpoint: Path, test: list[ase.Atoms], size: dict, seed: int, *, case: str, sampler: str, nfe: int,
     prior: str = "gaussian", sigma: float = PRIOR_SIGMA, edit: bool = False,
 ) -> dict:
-    """One row of the table: every test molecule generated ``size["samples"]`` times and judged."""
+    """One row of the table: every test molecule generated ``size["samples"]`` times and judged.
+
+    ``sample`` runs with its default checks but keeps every structure (``on_invalid="keep"``): nothing
+    is regenerated or dropped, so validity is the network's; a structure that is the template's mirror
+    image at every stereocentre is reflected (exact, counted in ``mirrored``), which changes its stereo
+    and nothing else.
+    """
     calls = NetworkCalls()
     handle = torch.nn.modules.module.register_module_forward_hook(calls)
     started = time.perf_counter()
-    valid = recovered = total = 0
+    valid = graph = recovered = total = mirrored = 0
     try:
         for index, atoms in enumerate(test):
             template = edit_template(atoms) if edit else atoms
             # one structure at a time, so that the adaptive sampler's NFE is counted per structure
             for repeat in range(size["samples"]):
-                structures, _ = sample(
+                structures, report = sample(
                     checkpoint, template, 1, sampler=sampler, steps=nfe, seed=seed + 1000 * repeat + index,
-                    prior=prior, sigma_max=sigma, on_invalid="keep", check_bonds=False, progress=False,
-                    device="cpu", return_report=True,
+                    prior=prior, sigma_max=sigma, on_invalid="keep", progress=False, device="cpu",
+                    return_report=True,
                 )
-                v, r = judge(structures, atoms.info["reference_smiles"])
-                valid, recovered, total = valid + v, recovered + r, total + len(structures)
+                v, g, r = judge(structures, atoms.info["reference_smiles"])
+                valid, graph, recovered, total = valid + v, graph + g, recovered + r, total + len(structures)
+                mirrored += report.mirrored
     finally:
         handle.remove()
     row = dict(
         case=case, prior=prior if not edit else "template, free atoms noised", sigma_prior=sigma, sampler=sampler,
-        nfe=nfe, mean_nfe=calls.count / max(total, 1), n=total, validity=valid / total, recovery=recovered / total,
+        nfe=nfe, mean_nfe=calls.count / max(total, 1), n=total, validity=valid / total,
+        graph_recovery=graph / total, recovery=recovered / total, mirrored=mirrored / total,
         wall_s=time.perf_counter() - started,
     )
     print(json.dumps(row), flush=True)
@@ -207,21 +222,34 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--steps", type=int, help="training steps (default: the size's)")
     parser.add_argument("--time-limit", type=float, help="training wall-time limit in s (default: the size's)")
     parser.add_argument("--checkpoint", help="evaluate this checkpoint instead of training")
-    parser.add_argument("--loss-weighting", default="gpff", choices=("gpff", "epsilon"),
-                        help="gpff: min(1, 1/sigma^2) (SchNetPack); epsilon: 1/sigma^2")
-    parser.add_argument("--learning-rate", type=float, default=2e-3, help="peak AdamW learning rate")
+    parser.add_argument("--loss-weighting", choices=("gpff", "epsilon"),
+                        help="gpff: min(1, 1/sigma^2) (SchNetPack); epsilon: 1/sigma^2 (default: the size's)")
+    parser.add_argument("--learning-rate", type=float, help="peak AdamW learning rate (default: the size's)")
     parser.add_argument("--pair-noise", action="store_true",
                         help="re-pair noised atoms with clean atoms of the same element (SchNetPack's GPFF)")
+    parser.add_argument("--graph", action=argparse.BooleanOptionalAction, default=True,
+                        help="condition the network on the molecular graph (bond distances); --no-graph: "
+                        "only on the elements, as GPFF on QM9")
     parser.add_argument("--memorise", type=int, metavar="N",
                         help="train on N molecules (1 conformer each) and generate those same molecules")
     parser.add_argument("--progress", action="store_true")
+    parser.add_argument("--summarise", nargs="+", metavar="OUT",
+                        help="print one table of these finished runs' results.json (e.g. three seeds) and stop")
     args = parser.parse_args(argv)
+    if args.summarise:
+        runs = [json.loads((Path(out) / "results.json").read_text()) for out in args.summarise]
+        print(seeds_table(runs))
+        return dict(runs=runs)
     torch.set_num_threads(args.threads)
     size = dict(SIZES[args.size])
     if args.steps:
         size["steps"] = args.steps
     if args.time_limit:
         size["time_limit"] = args.time_limit
+    if args.loss_weighting:
+        size["loss_weighting"] = args.loss_weighting
+    if args.learning_rate:
+        size["learning_rate"] = args.learning_rate
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
@@ -238,9 +266,10 @@ def main(argv: list[str] | None = None) -> dict:
     else:
         started = time.perf_counter()
         checkpoint = train_molecules(
-            train, out / "model.pt", steps=size["steps"], batch_size=size["batch_size"], model=size["model"],
+            train, out / "model.pt", steps=size["steps"], batch_size=size["batch_size"],
+            model=dict(size["model"], graph_conditioned=args.graph),
             seed=args.seed, time_limit=size["time_limit"], progress=args.progress,
-            loss_weighting=args.loss_weighting, pair_noise=args.pair_noise, learning_rate=args.learning_rate,
+            loss_weighting=size["loss_weighting"], pair_noise=args.pair_noise, learning_rate=size["learning_rate"],
         )
         train_s = time.perf_counter() - started
     steps_done = torch.load(checkpoint, weights_only=True)["train_config"].get("steps_done")
@@ -255,7 +284,7 @@ def main(argv: list[str] | None = None) -> dict:
     else:
         results = evaluate(checkpoint, test, size, args.seed)
     results.update(
-        force_errors=errors, loss_weighting=args.loss_weighting, learning_rate=args.learning_rate,
+        force_errors=errors, loss_weighting=size["loss_weighting"], learning_rate=size["learning_rate"], graph=args.graph,
         pair_noise=args.pair_noise, memorise=args.memorise,
         size=args.size, settings={k: v for k, v in size.items()}, n_train_conformers=len(train),
         n_train_molecules=len({a.info["smiles"] for a in train}), n_test=len(test),
@@ -270,15 +299,36 @@ def main(argv: list[str] | None = None) -> dict:
     return results
 
 
+def seeds_table(runs: list[dict]) -> str:
+    """One Markdown table of several runs' rows (e.g. seeds), each cell giving every run's value."""
+    def cell(values: list[float], percent: bool = True) -> str:
+        return " / ".join(f"{100 * v:.0f}" if percent else f"{v:.1f}" for v in values) + (" %" if percent else "")
+
+    lines = [
+        "| case | sampler | steps | mean NFE | validity | graph recovery | graph + stereo recovery | mirrored |",
+        "|---|---|---:|---|---|---|---|---|",
+    ]
+    for index, row in enumerate(runs[0]["rows"]):
+        rows = [run["rows"][index] for run in runs]
+        lines.append(
+            f"| {row['case']} | {row['sampler']} | {row['nfe']} | {cell([r['mean_nfe'] for r in rows], False)} | "
+            + " | ".join(cell([r[key] for r in rows]) for key in ("validity", "graph_recovery", "recovery", "mirrored"))
+            + " |"
+        )
+    return "\n".join(lines)
+
+
 def markdown_table(rows: list[dict]) -> str:
     lines = [
-        "| case | prior (Å) | sampler | steps | mean NFE | n | validity | graph + stereo recovery | wall (s) |",
-        "|---|---|---|---:|---:|---:|---:|---:|---:|",
+        ("| case | prior (Å) | sampler | steps | mean NFE | n | validity | graph recovery | graph + stereo recovery "
+        "| wall (s) |"),
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for row in rows:
         lines.append(
             f"| {row['case']} | {row['prior']}, {row['sigma_prior']:g} | {row['sampler']} | {row['nfe']} "
             f"| {row['mean_nfe']:.1f} | {row['n']} | {100 * row['validity']:.0f} % "
+            f"| {100 * row['graph_recovery']:.0f} % "
             f"| {100 * row['recovery']:.0f} % | {row['wall_s']:.0f} |"
         )
     return "\n".join(lines)

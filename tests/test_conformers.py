@@ -101,6 +101,76 @@ def test_train_molecules_sigma_conditioned_network(tmp_path):
     assert all(np.isfinite(s.positions).all() for s in structures)
 
 
+def test_embed_writes_the_molecular_graph():
+    from ase_psm.data.topology import bond_graph, molecule_bonds
+
+    (atoms,) = embed("CC(=O)O")
+    bonds = {tuple(sorted(b)) for b in atoms.info["bonds"].tolist()}
+    assert len(bonds) == 7
+    assert bonds == {tuple(b) for b in np.argwhere(np.triu(bond_graph(atoms.numbers, atoms.positions))).tolist()}
+    noised = atoms.copy()
+    noised.positions += np.random.default_rng(0).normal(scale=1.0, size=noised.positions.shape)
+    assert {tuple(sorted(b)) for b in molecule_bonds(noised).tolist()} == bonds  # the stated graph, not perceived
+    noised.info["bonds"] = [[0, 99]]
+    with pytest.raises(ValueError, match="distinct atom indices"):
+        molecule_bonds(noised)
+
+
+def relative_error(checkpoint, molecules, sigma: float = 0.3) -> float:
+    from ase_psm.checkpoint import load_model
+    from ase_psm.data.topology import molecule_bonds
+    from ase_psm.model import topology_classes
+
+    model, _ = load_model(checkpoint, "cpu", "float64")
+    generator = torch.Generator().manual_seed(5)
+    residual = total = 0.0
+    for atoms in molecules:
+        clean = torch.tensor(atoms.positions - atoms.positions.mean(axis=0))
+        noise = torch.randn((8, *clean.shape), generator=generator, dtype=torch.float64)
+        noised = clean + sigma * (noise - noise.mean(dim=1, keepdim=True))
+        with torch.no_grad():
+            predicted = model.pseudo_forces(
+                torch.as_tensor(atoms.numbers), noised, None, topology_classes(len(atoms), molecule_bonds(atoms))
+            )
+        residual += float((predicted - (clean - noised)).square().sum())
+        total += float((clean - noised).square().sum())
+    return (residual / total) ** 0.5
+
+
+@pytest.mark.filterwarnings("ignore:sample:RuntimeWarning")
+def test_graph_conditioned_molecule_model_trains_and_reads_bonds_from_info(tmp_path):
+    from ase_psm import PSMCalculator
+
+    train = [a for text in ("CCO", "CC(=O)O", "OCC(F)F") for a in embed(text)]
+    model = dict(hidden_irreps="8x0e + 4x1e", num_layers=2, num_radial=16, radial_hidden=16, graph_conditioned=True)
+    untrained = train_molecules(train, tmp_path / "u.pt", steps=1, time_limit=0.0, progress=False, model=model)
+    trained = train_molecules(
+        train, tmp_path / "g.pt", steps=150, batch_size=3, learning_rate=1e-2, warmup_steps=10,
+        progress=False, model=model,
+    )
+    assert torch.load(trained, weights_only=True)["model_config"]["graph_conditioned"]
+    with pytest.raises(ValueError, match="pair_noise swaps atoms"):
+        train_molecules(train, tmp_path / "p.pt", steps=1, pair_noise=True, progress=False, model=model)
+    assert relative_error(trained, train) < 0.8 * relative_error(untrained, train)
+
+    calc = PSMCalculator(trained, device="cpu")
+    bare = train[0].copy()
+    del bare.info["bonds"]
+    bare.calc = calc
+    with pytest.raises(ValueError, match=r"atoms.info\['bonds'\]"):
+        bare.get_forces()
+    images = [atoms.copy() for atoms in train]
+    for atoms in images:
+        atoms.positions += np.random.default_rng(1).normal(scale=0.3, size=atoms.positions.shape)
+    batched = calc.calculate_batch(images, batch_size=2)
+    for atoms, result in zip(images, batched):
+        atoms.calc = calc
+        np.testing.assert_allclose(result["forces"], atoms.get_forces(), atol=1e-5)
+    structures = sample(trained, train[1], 2, sampler="adaptive", steps=8, progress=False, on_invalid="keep",
+                        check_bonds=False, device="cpu")
+    assert all(np.isfinite(s.positions).all() for s in structures)
+
+
 def load_benchmark():
     """benchmarks/conformers.py as a module (it is a script, not part of the package)."""
     if "conformers_benchmark" not in sys.modules:
@@ -124,10 +194,13 @@ def test_tiny_benchmark_end_to_end(tmp_path):
     assert rows[-2]["case"] == "structural prior" and rows[-1]["case"].startswith("edit")
     for row in rows:
         assert row["n"] == results["n_test"]
-        assert 0.0 <= row["recovery"] <= row["validity"] <= 1.0
+        assert 0.0 <= row["recovery"] <= row["graph_recovery"] <= row["validity"] <= 1.0
         assert 1.0 <= row["mean_nfe"] <= row["nfe"]
         assert math.isfinite(row["wall_s"])
     assert "| generate | gaussian, 4 | adaptive | 6 |" in module.markdown_table(rows)
+    summary = module.seeds_table([results, results])
+    assert summary.count("\n") == len(rows) + 1 and "| generate | adaptive | 6 | 6.0 / 6.0 | " in summary
+    assert module.main(["--summarise", str(tmp_path), str(tmp_path)])["runs"][0]["rows"] == rows
     for split in ("train", "test"):
         errors = results["force_errors"][split]
         assert list(errors) == ["0.05", "0.1", "0.3", "1", "3"]
@@ -137,8 +210,10 @@ def test_tiny_benchmark_end_to_end(tmp_path):
 def test_memorise_mode_generates_its_training_molecules(tmp_path):
     module = load_benchmark()
     results = module.main(
-        ["--size", "tiny", "--memorise", "2", "--loss-weighting", "epsilon", "--pair-noise", "--out", str(tmp_path)]
+        ["--size", "tiny", "--memorise", "2", "--loss-weighting", "epsilon", "--pair-noise", "--no-graph",
+         "--out", str(tmp_path)]
     )
+    assert results["graph"] is False
     (row,) = results["rows"]
     assert row["case"] == "memorised" and row["n"] == 2 * 3
     assert results["test_smiles"] == [a.info["reference_smiles"] for a in module.prepare(

@@ -155,6 +155,22 @@ def test_samplers_are_finite_centred_and_keep_fixed_atoms(name):
     torch.testing.assert_close(kept[:, 1], x[:, 1])
 
 
+def test_adaptive_sampler_returns_the_denoised_structure_at_its_last_step():
+    """Out of steps, adaptive denoising returns x0_hat, not x0_hat plus fresh noise."""
+    generator = torch.Generator().manual_seed(0)
+    x = 3.0 * zero_com_noise((16, 4, 3), generator, torch.float64)
+    one_step = SAMPLERS["adaptive"](gaussian_denoiser, x, 3.0, max_steps=1, generator=generator)
+    torch.testing.assert_close(one_step, gaussian_denoiser(x, torch.tensor(3.0)))
+    calls = []
+
+    def counting(y: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+        calls.append(len(y))
+        return gaussian_denoiser(y, sigma)
+
+    SAMPLERS["adaptive"](counting, x, 3.0, max_steps=4, generator=generator)
+    assert calls == [16, 16, 16, 16]  # not converged after 4 calls: all run to the limit
+
+
 def test_pc_sampler_recovers_gaussian_statistics():
     """With an exact denoiser, PC sampling gives the data mean and spread."""
     generator = torch.Generator().manual_seed(0)

@@ -19,7 +19,8 @@ def run(script: str, *arguments: str, cwd: Path) -> str:
 
 
 def test_every_example_is_covered():
-    covered = {"quickstart_lj13.py", "edit_with_fixed_atoms.py", "evaluate_lj13.py", "seed_openmm_ala2.py"}
+    covered = {"quickstart_lj13.py", "edit_with_fixed_atoms.py", "evaluate_lj13.py", "seed_openmm_ala2.py",
+               "conformers_from_smiles.py"}
     assert {path.name for path in EXAMPLES.glob("*.py")} == covered
 
 
@@ -41,3 +42,11 @@ def test_seed_openmm_ala2(tmp_path):
     out = run("seed_openmm_ala2.py", "--md-steps", "1000", "--train-steps", "5", "--n", "2", "--run-steps", "100",
               "--out", str(tmp_path / "ala2"), cwd=tmp_path)
     assert "generated 2, accepted" in out and (tmp_path / "ala2" / "samples.dcd").exists()
+
+
+def test_conformers_from_smiles(tmp_path):
+    pytest.importorskip("rdkit")
+    out = run("conformers_from_smiles.py", "--n", "3", "--steps", "8", "--relax-steps", "20", "--out",
+              str(tmp_path / "c.extxyz"), cwd=tmp_path)
+    assert "CC(=O)Oc1ccccc1C(=O)O: 21 atoms, 21 bonds" in out and "same molecule" in out
+    assert "wrote 4 structures" in out and (tmp_path / "c.extxyz").exists()

@@ -183,3 +183,67 @@ def test_edge_chunks_give_the_whole_batch_result(monkeypatch):
     chunked, chunked_gradient = forces_and_gradient(7)
     assert torch.allclose(chunked, whole, atol=1e-6)
     assert torch.allclose(chunked_gradient, whole_gradient, atol=1e-5)
+
+
+ETHANOL_BONDS = [(0, 1), (1, 2), (0, 3), (0, 4), (0, 5), (1, 6), (1, 7), (2, 8)]
+
+
+def test_topology_classes_count_bonds_on_the_shortest_path():
+    from ase_psm.model import topology_classes
+
+    classes = topology_classes(6, [(0, 1), (1, 2), (2, 3), (3, 4)]).reshape(6, 6)  # atom 5 unbonded
+    assert classes[0].tolist() == [0, 1, 2, 3, 0, 0]
+    assert classes[2].tolist() == [2, 1, 0, 1, 2, 0]
+    assert torch.equal(classes, classes.T) and classes[5].abs().sum() == 0
+    ring = topology_classes(6, [(i, (i + 1) % 6) for i in range(6)]).reshape(6, 6)
+    assert ring[0].tolist() == [0, 1, 2, 3, 2, 1]  # the short way round
+
+
+@pytest.mark.parametrize("sigma_conditioned", [True, False])
+def test_graph_conditioned_network_is_equivariant_and_reads_the_graph(sigma_conditioned):
+    from ase_psm.model import topology_classes
+
+    net = make_net(sigma_conditioned, species=[1, 6, 8], graph_conditioned=True)
+    topology = topology_classes(9, ETHANOL_BONDS)
+    generator = torch.Generator().manual_seed(3)
+    x = ETHANOL_POSITIONS + 0.2 * torch.randn(3, 9, 3, generator=generator, dtype=torch.float64)
+    sigma = SIGMA if sigma_conditioned else None
+    out = net.pseudo_forces(ETHANOL_NUMBERS, x, sigma, topology)
+    rotation = o3.rand_matrix(dtype=torch.float64)
+    torch.testing.assert_close(net.pseudo_forces(ETHANOL_NUMBERS, x @ rotation.T - 2.0, sigma, topology), out @ rotation.T)
+    # renumbering atoms together with the bonds renumbers the output
+    order = torch.tensor([8, 2, 5, 1, 0, 7, 3, 6, 4])
+    new_index = torch.argsort(order)
+    renumbered_bonds = [(int(new_index[a]), int(new_index[b])) for a, b in ETHANOL_BONDS]
+    permuted = net.pseudo_forces(ETHANOL_NUMBERS[order], x[:, order], sigma, topology_classes(9, renumbered_bonds))
+    torch.testing.assert_close(permuted, out[:, order])
+    # the graph is an input: the same coordinates with the OH hydrogen bonded to C2 instead give other forces
+    other = topology_classes(9, [(1, 8) if bond == (2, 8) else bond for bond in ETHANOL_BONDS])
+    assert not torch.allclose(net.pseudo_forces(ETHANOL_NUMBERS, x, sigma, other), out)
+
+
+def test_graph_conditioned_flat_batch_matches_one_molecule_at_a_time():
+    from ase_psm.model import topology_classes
+
+    net = make_net(species=[1, 6, 8, 9, 17, 35], graph_conditioned=True)
+    chiral_bonds = [(0, 1), (0, 2), (0, 3), (0, 4)]
+    ethanol = ETHANOL_POSITIONS + 0.1
+    chiral = CHIRAL_POSITIONS - 0.1
+    numbers = torch.cat([ETHANOL_NUMBERS, CHIRAL_NUMBERS])
+    batch = torch.tensor([0] * 9 + [1] * 5)
+    sigma = torch.tensor([0.3, 0.7], dtype=torch.float64)
+    topology = torch.cat([topology_classes(9, ETHANOL_BONDS), topology_classes(5, chiral_bonds)])
+    flat = net.pseudo_forces_flat(numbers, torch.cat([ethanol, chiral]), batch, sigma, topology)
+    alone = [
+        net.pseudo_forces(ETHANOL_NUMBERS, ethanol[None], sigma[:1], topology_classes(9, ETHANOL_BONDS))[0],
+        net.pseudo_forces(CHIRAL_NUMBERS, chiral[None], sigma[1:], topology_classes(5, chiral_bonds))[0],
+    ]
+    torch.testing.assert_close(flat, torch.cat(alone))
+    # each atom's bond count comes from the graph (not from the edges, which a cutoff may drop)
+    from ase_psm.model.network import _bond_counts
+
+    assert _bond_counts(topology, batch).tolist() == [4, 4, 2, 1, 1, 1, 1, 1, 1, 4, 1, 1, 1, 1]
+    with pytest.raises(ValueError, match="conditioned on the molecular graph"):
+        net.pseudo_forces(ETHANOL_NUMBERS, ethanol[None], sigma[:1])
+    with pytest.raises(ValueError, match=r"expected \(81,\)"):
+        net.pseudo_forces(ETHANOL_NUMBERS, ethanol[None], sigma[:1], topology_classes(5, chiral_bonds))

@@ -76,3 +76,35 @@ def test_shipped_ala2_model_gives_valid_l_alanine_dipeptide():
     assert passed >= 6, f"only {passed}/32 samples pass the OpenMM structure checks"
     template.calc = PSMCalculator("ala2", device="cpu")
     assert template.get_forces().shape == (22, 3) and np.isfinite(template.calc.results["sigma"])
+
+
+HELD_OUT_MOLECULES = ("CC(=O)Oc1ccccc1C(=O)O", "CCOC(C)=O", "N#Cc1ccccc1")
+"""Aspirin, ethyl acetate, benzonitrile: none is in RDKit's NCI/first_5K.smi, the conformer model's data."""
+
+
+def test_shipped_conformer_model_generates_molecules_it_never_saw():
+    pytest.importorskip("rdkit")
+    from ase_psm.data.molecules import graph_smiles, molecule_template, perceive
+
+    for smiles in HELD_OUT_MOLECULES:
+        template = molecule_template(smiles)
+        structures = sample("conformers", template, n=4, sampler="direct", steps=16, seed=1, device="cpu",
+                            progress=False, on_invalid="keep")
+        perceived = [perceive(atoms) for atoms in structures]
+        same = sum(valid and graph_smiles(found) == graph_smiles(smiles) for valid, found in perceived)
+        assert same >= 3, f"{smiles}: {same}/4 conformers have the input's bond graph ({perceived})"
+
+
+def test_cli_samples_conformers_from_smiles(tmp_path, capsys):
+    pytest.importorskip("rdkit")
+    out = tmp_path / "aspirin.extxyz"
+    assert main(["--quiet", "sample", "conformers", "--smiles", HELD_OUT_MOLECULES[0], "-n", "3", "--sampler",
+                 "direct", "--steps", "16", "--device", "cpu", "--out", str(out)]) == 0
+    structures = ase.io.read(out, index=":")
+    assert len(structures) == 3 and all(atoms.get_chemical_formula() == "C9H8O4" for atoms in structures)
+    assert main(["--quiet", "sample", "conformers", "--smiles", "C1CC", "--out", str(out)]) == 2
+    assert "cannot read the SMILES" in capsys.readouterr().err
+    template = tmp_path / "t.xyz"
+    ase.io.write(template, lj13_template())
+    with pytest.raises(SystemExit):  # --template and --smiles exclude each other
+        main(["sample", "conformers", "--smiles", "CCO", "--template", str(template)])

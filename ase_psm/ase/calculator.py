@@ -11,6 +11,8 @@ import torch
 from ase.calculators.calculator import Calculator, all_changes
 
 from ..checkpoint import load_model, resolve_dtype
+from ..data.topology import molecule_bonds
+from ..model import topology_classes
 from ..validation import check_atoms
 
 SIGMA_ITERATIONS = 6
@@ -29,6 +31,10 @@ class PSMCalculator(Calculator):
     sigma: noise level (Å) given to a sigma-conditioned network. ``None``
     estimates it self-consistently, sigma <- RMS(f(x, sigma)) from the
     schedule's sigma_max. Time-step-free (GPFF) networks ignore it.
+
+    A graph-conditioned network reads the molecular graph from ``atoms.info["bonds"]``
+    ((n_bonds, 2) atom indices, as :func:`ase_psm.data.molecules.embed` writes it): noised
+    coordinates do not tell it, so the calculator does not perceive it.
     """
 
     # ase's BaseCalculator declares this an instance attribute, so a ClassVar override fails mypy
@@ -53,29 +59,52 @@ class PSMCalculator(Calculator):
             raise ValueError(f"sigma must be a positive noise level in Å, got {sigma}")
         self.sigma = sigma
 
+    def topology(self, atoms: ase.Atoms) -> torch.Tensor | None:
+        """The molecule's topology classes for a graph-conditioned network (None for others)."""
+        if not self.model.config.graph_conditioned:
+            return None
+        if "bonds" not in atoms.info:
+            raise ValueError(
+                "this model is conditioned on the molecular graph: set atoms.info['bonds'] to the (n_bonds, 2) "
+                "bonded atom pairs (e.g. ase_psm.data.topology.molecule_bonds(clean_atoms), or from RDKit)"
+            )
+        return topology_classes(len(atoms), molecule_bonds(atoms)).to(self.device)
+
     @torch.inference_mode()
-    def pseudo_forces(self, numbers: np.ndarray, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Pseudo-forces (B, N, 3) in eV/Å and sigma_hat (B,) in Å for B structures of the same atoms."""
+    def pseudo_forces(
+        self, numbers: np.ndarray, positions: np.ndarray, topology: torch.Tensor | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Pseudo-forces (B, N, 3) in eV/Å and sigma_hat (B,) in Å for B structures of the same atoms.
+
+        ``topology``: the molecule's (N * N,) topology classes, for a graph-conditioned network.
+        """
         z = torch.as_tensor(np.asarray(numbers), dtype=torch.long, device=self.device)
         x = torch.as_tensor(np.asarray(positions), dtype=self.dtype, device=self.device)
         n_structures, n_atoms, _ = x.shape
         batch = torch.arange(n_structures, device=self.device).repeat_interleave(n_atoms)
-        forces, sigma = self.pseudo_forces_flat(z.repeat(n_structures), x.reshape(-1, 3), batch)
+        if topology is not None:
+            topology = topology.repeat(n_structures)
+        forces, sigma = self.pseudo_forces_flat(z.repeat(n_structures), x.reshape(-1, 3), batch, topology)
         return forces.reshape(x.shape).double().cpu().numpy(), sigma.double().cpu().numpy()
 
     @torch.inference_mode()
     def pseudo_forces_flat(
-        self, numbers: torch.Tensor, positions: torch.Tensor, batch: torch.Tensor
+        self,
+        numbers: torch.Tensor,
+        positions: torch.Tensor,
+        batch: torch.Tensor,
+        topology: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Pseudo-forces (N_total, 3) in eV/Å and sigma_hat (B,) in Å for a flat batch.
 
         numbers (N_total,), positions (N_total, 3) Å and batch (N_total,) structure index
         (contiguous, increasing) are tensors on the model's device; structures may differ in size.
+        topology: the structures' topology classes concatenated, for a graph-conditioned network.
         """
         model = self.model
         num_structures = int(batch[-1]) + 1 if len(batch) else 0
         if not model.config.sigma_conditioned:
-            forces = model.pseudo_forces_flat(numbers, positions, batch)
+            forces = model.pseudo_forces_flat(numbers, positions, batch, None, topology)
         else:
             schedule = self.checkpoint["schedule"]
             if self.sigma is not None:
@@ -83,9 +112,9 @@ class PSMCalculator(Calculator):
             else:
                 sigma = torch.full((num_structures,), schedule["sigma_max"], dtype=self.dtype, device=self.device)
                 for _ in range(SIGMA_ITERATIONS):
-                    forces = model.pseudo_forces_flat(numbers, positions, batch, sigma)
+                    forces = model.pseudo_forces_flat(numbers, positions, batch, sigma, topology)
                     sigma = _rms(forces, batch, num_structures).clamp(schedule["sigma_min"], schedule["sigma_max"])
-            forces = model.pseudo_forces_flat(numbers, positions, batch, sigma)
+            forces = model.pseudo_forces_flat(numbers, positions, batch, sigma, topology)
         return forces, _rms(forces, batch, num_structures)
 
     def calculate(
@@ -96,7 +125,7 @@ class PSMCalculator(Calculator):
     ) -> None:
         super().calculate(atoms, properties, system_changes)
         check_atoms(self.atoms, self.model.config.species)
-        forces, sigma = self.pseudo_forces(self.atoms.numbers, self.atoms.positions[None])
+        forces, sigma = self.pseudo_forces(self.atoms.numbers, self.atoms.positions[None], self.topology(self.atoms))
         self.results = _results(forces[0], sigma[0])
 
     def calculate_batch(
@@ -115,10 +144,12 @@ class PSMCalculator(Calculator):
             counts = torch.tensor([len(atoms) for atoms in selected], device=self.device)
             numbers = np.concatenate([atoms.numbers for atoms in selected])
             positions = np.concatenate([atoms.positions for atoms in selected])
+            topologies = [self.topology(atoms) for atoms in selected]
             forces, sigma = self.pseudo_forces_flat(
                 torch.as_tensor(numbers, dtype=torch.long, device=self.device),
                 torch.as_tensor(positions, dtype=self.dtype, device=self.device),
                 torch.repeat_interleave(torch.arange(len(selected), device=self.device), counts),
+                None if topologies[0] is None else torch.cat(topologies),  # type: ignore[arg-type]
             )
             per_structure = np.split(forces.double().cpu().numpy(), np.cumsum(counts.tolist())[:-1])
             results.extend(_results(f, s) for f, s in zip(per_structure, sigma.double().cpu().numpy()))

@@ -81,7 +81,12 @@ def _sample(args: argparse.Namespace) -> None:
     from ..generate import sample
     from ..validation import read_structure
 
-    template = read_structure(args.template)
+    if args.smiles:
+        from ..data.molecules import molecule_template
+
+        template = molecule_template(args.smiles, seed=args.seed)
+    else:
+        template = read_structure(args.template)
     run = sample
     if args.ddp:
         from ..train.distributed import sharded_sample as run
@@ -235,7 +240,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     sample = commands.add_parser("sample", help="generate structures")
     _add_checkpoint_argument(sample)
-    sample.add_argument("--template", required=True, help="a structure with the atoms to generate (FixAtoms kept)")
+    source = sample.add_mutually_exclusive_group(required=True)
+    source.add_argument("--template", help="a structure with the atoms to generate (FixAtoms kept)")
+    source.add_argument("--smiles", help="a molecule to generate conformers of (needs RDKit): the template is "
+                                         "one ETKDG conformer, with its bond graph and stereo")
     sample.add_argument("-n", "--n", type=int, default=100, help="structures to generate")
     sample.add_argument("--sampler", choices=list(SAMPLERS), default="pc",
                         help="pc (paper), euler, heun, ancestral; adaptive and direct for time-step-free models")

@@ -6,7 +6,8 @@ bare coordinates (RDKit ``rdDetermineBonds``, total charge 0) and returns the ca
 with stereo (assigned from 3D), which is how generated conformers are judged:
 
 - *valid*: bonds and bond orders can be assigned, the molecule sanitizes and is one fragment;
-- *graph recovery*: the perceived SMILES equals the reference's (same graph and stereo).
+- *graph recovery*: the perceived SMILES equals the reference's (same graph and stereo), or, without
+  stereo, the bare graphs (:func:`graph_smiles`) are equal.
 """
 
 from __future__ import annotations
@@ -80,7 +81,8 @@ def filter_smiles(
 def embed(smiles: str, n_conformers: int = 1, seed: int = 0, mmff: bool = True) -> list[ase.Atoms]:
     """Conformers of ``smiles`` (explicit hydrogens) from ETKDG, MMFF-optimised.
 
-    Each Atoms has ``info["smiles"]`` (the input) and ``info["reference_smiles"]``: what
+    Each Atoms has ``info["smiles"]`` (the input), ``info["bonds"]`` ((n_bonds, 2) atom indices of
+    the molecular graph, hydrogens included) and ``info["reference_smiles"]``: what
     :func:`perceive` reads from that conformer (canonical, stereo from 3D). Conformers whose
     perceived SMILES differs from the input's graph are dropped; an empty list when none embed.
     """
@@ -100,6 +102,7 @@ def embed(smiles: str, n_conformers: int = 1, seed: int = 0, mmff: bool = True) 
         rdForceFieldHelpers.MMFFOptimizeMoleculeConfs(mol, maxIters=2000)
     graph = _graph_smiles(Chem, Chem.MolFromSmiles(smiles))
     numbers = np.array([atom.GetAtomicNum() for atom in mol.GetAtoms()])
+    bonds = np.array([(b.GetBeginAtomIdx(), b.GetEndAtomIdx()) for b in mol.GetBonds()], dtype=np.int64)
     structures = []
     for conformer_id in conformer_ids:
         positions = mol.GetConformer(conformer_id).GetPositions()
@@ -107,9 +110,36 @@ def embed(smiles: str, n_conformers: int = 1, seed: int = 0, mmff: bool = True) 
         valid, perceived = perceive(atoms)
         if not valid or perceived is None or _graph_smiles(Chem, Chem.MolFromSmiles(perceived)) != graph:
             continue
-        atoms.info.update(smiles=smiles, reference_smiles=perceived)
+        atoms.info.update(smiles=smiles, bonds=bonds.copy(), reference_smiles=perceived)
         structures.append(atoms)
     return structures
+
+
+def graph_smiles(smiles: str | None) -> str | None:
+    """Canonical SMILES of the bare molecular graph (stereo dropped); None for None or unreadable input."""
+    if smiles is None:
+        return None
+    Chem = _rdkit()
+    return _graph_smiles(Chem, Chem.MolFromSmiles(smiles))
+
+
+def molecule_template(smiles: str, seed: int = 0) -> ase.Atoms:
+    """A template to generate conformers of ``smiles`` from: one ETKDG + MMFF conformer (:func:`embed`).
+
+    Its ``info["bonds"]`` is the molecular graph a graph-conditioned model reads; its coordinates set
+    the stereo that :func:`ase_psm.sample` keeps (mirror images of it are reflected) and the bonds it
+    checks. Raises ValueError for SMILES that RDKit cannot read or embed.
+    """
+    Chem = _rdkit()
+    if Chem.MolFromSmiles(smiles) is None:
+        raise ValueError(f"RDKit cannot read the SMILES {smiles!r}: check its syntax")
+    conformers = embed(smiles, 1, seed=seed)
+    if not conformers:
+        raise ValueError(
+            f"RDKit could not embed {smiles!r} in 3D with the same bond graph; give a template structure "
+            "file instead (with atoms.info['bonds'] for a graph-conditioned model)"
+        )
+    return conformers[0]
 
 
 def _graph_smiles(Chem, mol) -> str | None:

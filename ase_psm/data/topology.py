@@ -175,3 +175,22 @@ def graph_atom_types(numbers: np.ndarray, positions: np.ndarray) -> list[int]:
             f"({len(numbers)} atoms) splits into pieces; train with atom_types='element' instead"
         )
     return equivalence_classes(numbers, np.argwhere(np.triu(adjacency))).tolist()
+
+
+def molecule_bonds(atoms, tolerance: float = BOND_TOLERANCE) -> np.ndarray:
+    """(n_bonds, 2) bonded atom pairs of a molecule: ``atoms.info["bonds"]`` when given, else perceived.
+
+    ``atoms.info["bonds"]`` (e.g. from RDKit, as :func:`ase_psm.data.molecules.embed` writes it) is the
+    molecular graph as a chemist states it; without it, bonds are perceived from the coordinates with
+    covalent radii (:func:`bond_graph`), which is right for a clean structure, not a noised one.
+    """
+    if "bonds" in atoms.info:
+        bonds = np.asarray(atoms.info["bonds"], dtype=np.int64).reshape(-1, 2)
+        if len(bonds) and (bonds.min() < 0 or bonds.max() >= len(atoms) or np.any(bonds[:, 0] == bonds[:, 1])):
+            raise ValueError(
+                f"atoms.info['bonds'] must hold pairs of distinct atom indices in 0..{len(atoms) - 1}, "
+                f"got {bonds.tolist()}"
+            )
+        return bonds
+    adjacency = bond_graph(atoms.numbers, atoms.positions, tolerance)
+    return np.argwhere(np.triu(adjacency))

@@ -192,17 +192,19 @@ def sample_adaptive(
 
     Per structure: f = D(x) - x, sigma_hat = RMS(f); x0_hat = x + f; stop when
     sigma_hat <= sigma_stop (returning x0_hat), else x <- x0_hat + kappa sigma_hat z.
-    A sigma-conditioned denoiser is called with the current noise estimate.
+    The last of ``max_steps`` returns x0_hat for every structure still running (no noise is
+    added after the last network call). A sigma-conditioned denoiser is called with the current
+    noise estimate.
     """
     denoise = masked_denoiser(denoise, free)
     x = x.clone()
     sigma = torch.full((x.shape[0],), float(sigma_start), dtype=x.dtype, device=x.device)
     active = torch.ones(x.shape[0], dtype=torch.bool, device=x.device)
-    for _ in tqdm(range(max_steps), disable=disable, desc="adaptive"):
+    for step in tqdm(range(max_steps), disable=disable, desc="adaptive"):
         rows = active.nonzero().squeeze(1)
         denoised = denoise(x[rows], sigma[rows])
         sigma_hat = _rms((denoised - x[rows])[:, free] if free is not None else denoised - x[rows])
-        finished = sigma_hat <= sigma_stop
+        finished = (sigma_hat <= sigma_stop) | (step == max_steps - 1)
         noise = _noise(denoised, generator, free)
         x[rows] = torch.where(finished[:, None, None], denoised, denoised + kappa * sigma_hat[:, None, None] * noise)
         sigma[rows] = torch.clamp(kappa * sigma_hat, min=sigma_stop)

@@ -37,6 +37,10 @@ class ModelConfig:
     site_types: list[int] | None = None
     """Type of each atom of that molecule (e.g. bond-graph equivalence classes), which tells the
     network which atom is which beyond its element, so that samples keep the bond graph."""
+    graph_conditioned: bool = False
+    """Take the molecular graph as input: each pair's bond distance (1, 2, 3 or more bonds apart) on
+    its edge and each atom's number of bonds, so that one network of many molecules generates
+    conformers of a given molecule (not any molecule of its formula)."""
     sigma_embedding_dim: int = 16
     sigma_data: float = 0.5
     """Thermal length scale (Å) of the data; sets the output scale at small noise."""

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from scipy.sparse import csr_matrix
+from scipy.sparse.csgraph import shortest_path
 
 try:
     import vesin
@@ -21,6 +23,9 @@ except ImportError:  # optional: the all-pairs path covers every case, in O(n^2)
 
 DENSE_MAX_ATOMS = 48
 """With a cutoff, structures up to this many atoms use all pairs + filter; larger ones a cell list."""
+
+TOPOLOGY_CLASSES = 4
+"""Pair classes a graph-conditioned network sees: 1, 2 or 3 bonds apart, and 0 for farther or unconnected."""
 
 
 def all_pairs(batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -83,3 +88,30 @@ def build_edges(
         source, destination = all_pairs(batch)
     close = (positions[source] - positions[destination]).norm(dim=-1) < cutoff
     return source[close], destination[close]
+
+
+def topology_classes(n_atoms: int, bonds: np.ndarray) -> torch.Tensor:
+    """(n_atoms * n_atoms,) class of every ordered pair (i, j), row-major, from (n_bonds, 2) bonds.
+
+    The class is the number of bonds on the shortest path between i and j when it is 1, 2 or 3,
+    and 0 otherwise (4 or more bonds apart, unconnected, or i = j): the molecular graph as a
+    graph-conditioned :class:`~ase_psm.model.PseudoForceNet` sees it.
+    """
+    bonds = np.asarray(bonds, dtype=np.int64).reshape(-1, 2)
+    adjacency = csr_matrix((np.ones(len(bonds)), (bonds[:, 0], bonds[:, 1])), shape=(n_atoms, n_atoms))
+    hops = shortest_path(adjacency, directed=False, unweighted=True)
+    classes = np.where((hops >= 1) & (hops < TOPOLOGY_CLASSES), hops, 0)
+    return torch.as_tensor(classes.reshape(-1), dtype=torch.long)
+
+
+def pair_index(batch: torch.Tensor, source: torch.Tensor, destination: torch.Tensor) -> torch.Tensor:
+    """Index of each edge into the concatenated row-major (n_b * n_b) pair matrices of a flat batch."""
+    counts = torch.bincount(batch)
+    starts = torch.cumsum(counts, 0) - counts
+    pair_starts = torch.cumsum(counts**2, 0) - counts**2
+    structure = batch[source]
+    return (
+        pair_starts[structure]
+        + (source - starts[structure]) * counts[structure]
+        + (destination - starts[structure])
+    )

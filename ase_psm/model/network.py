@@ -8,7 +8,10 @@ from torch import nn
 
 from .blocks import GaussianRadialBasis, InteractionBlock, NoiseLevelEmbedding
 from .config import ModelConfig
-from .graph import build_edges
+from .graph import TOPOLOGY_CLASSES, build_edges, pair_index
+
+MAX_BONDS = 6
+"""Bond counts above this share one embedding (graph-conditioned networks)."""
 
 
 class PseudoForceNet(nn.Module):
@@ -23,6 +26,9 @@ class PseudoForceNet(nn.Module):
     pseudo-vectors and pseudo-scalars and a mirror image is a different input).
     A single-molecule network (``config.site_types``) also embeds each atom's type, so it
     tells bonded partners apart; permuting atoms of one type then permutes the output.
+    A graph-conditioned network (``config.graph_conditioned``) takes the molecular graph as
+    ``topology``: its edges carry how many bonds apart the two atoms are (one-hot, 1-3 or more) and
+    its atoms their number of bonds.
     A sigma-conditioned network sees noised coordinates shrunk by
     s = sqrt(1 + sigma^2 / length_scale^2) and scales its output by
     c_out = sigma^2 / sqrt(sigma^2 + sigma_data^2), so that the network output
@@ -70,6 +76,9 @@ class PseudoForceNet(nn.Module):
             self.register_buffer("site_numbers", torch.tensor(config.site_numbers), persistent=False)
             self.site_embedding = nn.Embedding(max(config.site_types) + 1, self.num_scalars)
         edge_scalar_dim = config.num_radial
+        if config.graph_conditioned:
+            self.degree_embedding = nn.Embedding(MAX_BONDS + 1, self.num_scalars)
+            edge_scalar_dim += TOPOLOGY_CLASSES
         if config.sigma_conditioned:
             self.noise_embedding = NoiseLevelEmbedding(config.sigma_embedding_dim)
             self.noise_to_nodes = nn.Linear(config.sigma_embedding_dim, self.num_scalars)
@@ -114,17 +123,37 @@ class PseudoForceNet(nn.Module):
             )
         return self.site_types[site]
 
+    def _pair_classes(
+        self, topology: torch.Tensor | None, batch: torch.Tensor, source: torch.Tensor, destination: torch.Tensor
+    ) -> torch.Tensor:
+        """Bond distance class of every edge from the flat batch's topology; clear errors for a missing one."""
+        if topology is None:
+            raise ValueError(
+                "this model is conditioned on the molecular graph: pass the bonds (atoms.info['bonds'], "
+                "or a clean template whose bonds can be perceived)"
+            )
+        expected = int((torch.bincount(batch) ** 2).sum()) if batch.numel() else 0
+        if topology.shape != (expected,):
+            raise ValueError(
+                f"topology has shape {tuple(topology.shape)}, expected ({expected},): one n x n "
+                "topology_classes matrix per structure, concatenated"
+            )
+        return topology.to(batch.device)[pair_index(batch, source, destination)]
+
     def forward(
         self,
         numbers: torch.Tensor,
         positions: torch.Tensor,
         batch: torch.Tensor,
         sigma: torch.Tensor | None = None,
+        topology: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Pseudo-forces (n_atoms, 3) in Å for a flat batch.
 
         numbers (n_atoms,), positions (n_atoms, 3) Å, batch (n_atoms,) structure
-        index, sigma (n_structures,) noise level in Å (required when sigma-conditioned).
+        index, sigma (n_structures,) noise level in Å (required when sigma-conditioned),
+        topology: the structures' :func:`~ase_psm.model.topology_classes` concatenated
+        (sum of n_b^2,; required when graph-conditioned).
         """
         config = self.config
         num_structures = int(batch.max()) + 1 if batch.numel() else 0
@@ -145,6 +174,12 @@ class PseudoForceNet(nn.Module):
         edge_scalars = self.radial_basis(edge_vectors.norm(dim=-1))
         if config.sigma_conditioned:
             edge_scalars = torch.cat([edge_scalars, noise_features[batch[destination]]], dim=-1)
+        if config.graph_conditioned:
+            pair_classes = self._pair_classes(topology, batch, source, destination)
+            edge_scalars = torch.cat(
+                [edge_scalars, nn.functional.one_hot(pair_classes, TOPOLOGY_CLASSES).to(edge_scalars.dtype)], dim=-1
+            )
+            node_scalars = node_scalars + self.degree_embedding(_bond_counts(topology, batch).clamp(max=MAX_BONDS))
         edge_sh = self.spherical_harmonics(edge_vectors)
         degree = torch.zeros(len(numbers), dtype=positions.dtype, device=positions.device)
         degree.index_add_(0, destination, torch.ones_like(destination, dtype=positions.dtype))
@@ -176,12 +211,14 @@ class PseudoForceNet(nn.Module):
         positions: torch.Tensor,
         batch: torch.Tensor,
         sigma: torch.Tensor | float | None = None,
+        topology: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Pseudo-forces (N_total, 3) in Å for structures of any sizes and compositions in one flat batch.
 
         numbers (N_total,), positions (N_total, 3) Å, batch (N_total,) structure index
         (atoms of a structure contiguous, structures in increasing order), sigma (B,) or a
-        scalar noise level in Å, or None for a time-step-free model.
+        scalar noise level in Å, or None for a time-step-free model; topology for a
+        graph-conditioned model (see :meth:`forward`).
         """
         if sigma is not None:
             sigma = torch.as_tensor(sigma, dtype=positions.dtype, device=positions.device).reshape(-1)
@@ -191,19 +228,35 @@ class PseudoForceNet(nn.Module):
                     f"sigma has {sigma.numel()} values for {num_structures} structures: "
                     "give one noise level per structure or a scalar"
                 )
-        return self(numbers, positions, batch, sigma)
+        return self(numbers, positions, batch, sigma, topology)
 
     def pseudo_forces(
-        self, numbers: torch.Tensor, positions: torch.Tensor, sigma: torch.Tensor | float | None = None
+        self,
+        numbers: torch.Tensor,
+        positions: torch.Tensor,
+        sigma: torch.Tensor | float | None = None,
+        topology: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Pseudo-forces (B, N, 3) for B structures of the same N atoms (Å).
 
-        numbers (N,), positions (B, N, 3), sigma (B,) or a scalar, or None.
+        numbers (N,), positions (B, N, 3), sigma (B,) or a scalar, or None; topology (N * N,)
+        of the molecule (:func:`~ase_psm.model.topology_classes`) for a graph-conditioned model.
         """
         n_structures, n_atoms, _ = positions.shape
         batch = torch.arange(n_structures, device=positions.device).repeat_interleave(n_atoms)
-        flat = self.pseudo_forces_flat(numbers.repeat(n_structures), positions.reshape(-1, 3), batch, sigma)
+        if topology is not None:
+            topology = topology.to(positions.device).repeat(n_structures)
+        flat = self.pseudo_forces_flat(
+            numbers.repeat(n_structures), positions.reshape(-1, 3), batch, sigma, topology
+        )
         return flat.reshape(n_structures, n_atoms, 3)
+
+
+def _bond_counts(topology: torch.Tensor | None, batch: torch.Tensor) -> torch.Tensor:
+    """Bonds of every atom: the class-1 entries of its row of the concatenated n_b x n_b matrices."""
+    assert topology is not None  # checked by _pair_classes
+    row = torch.arange(len(batch), device=batch.device).repeat_interleave(torch.bincount(batch)[batch])
+    return torch.bincount(row[topology.to(batch.device) == 1], minlength=len(batch))
 
 
 def _remove_structure_mean(vectors: torch.Tensor, batch: torch.Tensor, num_structures: int) -> torch.Tensor:

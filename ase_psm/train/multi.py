@@ -25,9 +25,10 @@ import torch
 from tqdm.auto import tqdm
 
 from ..checkpoint import save_checkpoint
+from ..data.topology import molecule_bonds
 from ..diffusion.noise import NoiseSchedule, pair_noise_by_element
 from ..diffusion.targets import loss_weight, pseudo_force_target
-from ..model import ModelConfig, PseudoForceNet
+from ..model import ModelConfig, PseudoForceNet, topology_classes
 from .config import TrainConfig
 from .trainer import RADIAL_BASIS_SIZE, _lr_factor, _payload, optimizer_step
 
@@ -46,6 +47,11 @@ def _stack(molecules: Sequence[ase.Atoms]) -> tuple[torch.Tensor, torch.Tensor, 
         dtype=torch.float32,
     )
     return numbers, positions, offsets, sizes
+
+
+def molecule_topologies(molecules: Sequence[ase.Atoms]) -> list[torch.Tensor]:
+    """Each molecule's :func:`~ase_psm.model.topology_classes` from its bonds (``info["bonds"]`` or perceived)."""
+    return [topology_classes(len(atoms), molecule_bonds(atoms)) for atoms in molecules]
 
 
 def molecule_model_config(molecules: Sequence[ase.Atoms], schedule: NoiseSchedule, overrides: dict) -> ModelConfig:
@@ -79,11 +85,13 @@ def gpff_batch(
     schedule: NoiseSchedule,
     generator: torch.Generator,
     pair_noise: bool = False,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """One flat batch: numbers, noised positions, batch index, sigma (B,) and target pseudo-forces.
+    topologies: Sequence[torch.Tensor] | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """One flat batch: numbers, noised positions, batch index, sigma (B,), target pseudo-forces and topology.
 
     ``pair_noise``: re-pair noised atoms of one element with the clean ones by optimal assignment
-    (:func:`~ase_psm.diffusion.noise.pair_noise_by_element`).
+    (:func:`~ase_psm.diffusion.noise.pair_noise_by_element`). ``topologies``: every molecule's
+    topology classes, of which the chosen ones are concatenated (None: no topology).
     """
     batch_sizes = sizes[chosen]
     index = torch.cat([torch.arange(int(o), int(o) + int(s)) for o, s in zip(offsets[chosen], batch_sizes)])
@@ -96,7 +104,8 @@ def gpff_batch(
     if pair_noise:
         noised = pair_noise_by_element(clean, noised, numbers[index], batch)
     target = pseudo_force_target(clean, noised, sigma[batch], torch.zeros_like(sigma), None)
-    return numbers[index], noised, batch, sigma, target
+    topology = None if topologies is None else torch.cat([topologies[int(i)] for i in chosen])
+    return numbers[index], noised, batch, sigma, target, topology
 
 
 def train_molecules(
@@ -131,10 +140,17 @@ def train_molecules(
     of each element with the clean ones by optimal assignment, as SchNetPack's GPFF does, so that
     the target at large noise points to the nearest atom of the right element, not a random one.
     ``model=dict(sigma_conditioned=True)`` trains a sigma-conditioned network on the same targets
-    (for the ``pc``/``heun`` samplers) instead of a time-step-free one.
+    (for the ``pc``/``heun`` samplers) instead of a time-step-free one; ``model=dict(graph_conditioned=True)``
+    one that takes each molecule's bond graph (``atoms.info["bonds"]``, else perceived from the clean
+    conformer), for conformers of a given molecule.
     """
     if not molecules:
         raise ValueError("no training molecules")
+    if pair_noise and (model or {}).get("graph_conditioned"):
+        raise ValueError(
+            "pair_noise swaps atoms of one element, which breaks the bond graph a graph-conditioned "
+            "network reads: use pair_noise=False with graph_conditioned=True"
+        )
     schedule = schedule or MOLECULE_SCHEDULE
     config = TrainConfig(
         loss="gpff", steps=steps, batch_size=batch_size, learning_rate=learning_rate,
@@ -152,6 +168,7 @@ def train_molecules(
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: _lr_factor(step, config))
     generator = torch.Generator().manual_seed(seed)
     numbers, positions, offsets, sizes = _stack(molecules)
+    topologies = molecule_topologies(molecules) if net.config.graph_conditioned else None
     log_path = out.with_suffix(".csv")
     with open(log_path, "w", newline="") as handle:
         csv.writer(handle).writerow(["step", "learning_rate", "train_loss", "elapsed_s"])
@@ -165,10 +182,12 @@ def train_molecules(
                 break
             net.train()
             chosen = torch.randint(len(molecules), (batch_size,), generator=generator)
-            z, noised, batch, sigma, target = gpff_batch(
-                numbers, positions, offsets, sizes, chosen, schedule, generator, pair_noise
+            z, noised, batch, sigma, target, topology = gpff_batch(
+                numbers, positions, offsets, sizes, chosen, schedule, generator, pair_noise, topologies
             )
-            predicted = net.pseudo_forces_flat(z, noised, batch, sigma if net.config.sigma_conditioned else None)
+            predicted = net.pseudo_forces_flat(
+                z, noised, batch, sigma if net.config.sigma_conditioned else None, topology
+            )
             squared = torch.zeros(len(chosen)).index_add_(0, batch, (predicted - target).square().sum(-1))
             squared = squared / (3 * sizes[chosen])
             loss = (loss_weight(loss_weighting, sigma, net.config.sigma_data) * squared).mean()

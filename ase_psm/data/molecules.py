@@ -108,7 +108,7 @@ def embed(smiles: str, n_conformers: int = 1, seed: int = 0, mmff: bool = True) 
         positions = mol.GetConformer(conformer_id).GetPositions()
         atoms = ase.Atoms(numbers=numbers, positions=positions - positions.mean(axis=0))
         valid, perceived = perceive(atoms)
-        if not valid or perceived is None or _graph_smiles(Chem, Chem.MolFromSmiles(perceived)) != graph:
+        if not valid or graph_smiles(perceived) != graph:
             continue
         atoms.info.update(smiles=smiles, bonds=bonds.copy(), reference_smiles=perceived)
         structures.append(atoms)

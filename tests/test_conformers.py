@@ -108,6 +108,9 @@ def test_embed_writes_the_molecular_graph():
     bonds = {tuple(sorted(b)) for b in atoms.info["bonds"].tolist()}
     assert len(bonds) == 7
     assert bonds == {tuple(b) for b in np.argwhere(np.triu(bond_graph(atoms.numbers, atoms.positions))).tolist()}
+    bare = atoms.copy()
+    del bare.info["bonds"]
+    assert {tuple(b) for b in molecule_bonds(bare).tolist()} == bonds  # perceived from a clean structure
     noised = atoms.copy()
     noised.positions += np.random.default_rng(0).normal(scale=1.0, size=noised.positions.shape)
     assert {tuple(sorted(b)) for b in molecule_bonds(noised).tolist()} == bonds  # the stated graph, not perceived

@@ -13,7 +13,15 @@ import torch
 
 from .ase.constraints import fixed_atom_mask
 from .checkpoint import load_model, resolve_dtype
-from .data.topology import bond_graph, match_to_template, molecule_bonds, signed_volumes, stereocentres
+from .data.topology import (
+    bond_graph,
+    cis_trans,
+    match_to_template,
+    molecule_bonds,
+    signed_volumes,
+    stereo_double_bonds,
+    stereocentres,
+)
 from .diffusion.noise import geometric_sigmas, karras_sigmas, zero_com_noise
 from .diffusion.samplers import SAMPLERS
 from .metrics.validity import SampleReport, is_molecule, structure_problems
@@ -87,7 +95,9 @@ def sample(
     handedness: ``"mirror"`` reflects a structure that is the template's mirror image at every
     stereocentre (exact: the potential energy, hence the Boltzmann distribution, is invariant under
     reflection) and flags a structure inverted at some but not all centres as ``chirality``;
-    ``"reject"`` flags every inversion; ``"keep"`` does not look. With ``renumber`` (and the bond
+    ``"reject"`` flags every inversion; ``"keep"`` does not look. A template with
+    ``info["bond_orders"]`` (one per ``info["bonds"]`` pair, as :func:`ase_psm.data.molecules.embed`
+    writes them) also has its double bonds' E/Z checked (``cis/trans``) unless ``"keep"``. With ``renumber`` (and the bond
     check on), a structure whose bond graph is the template's up to a renumbering of atoms of one
     element (symmetry-equivalent atoms that swapped places, e.g. the two halves of a symmetric
     molecule) is renumbered into the template's atom order and counts as valid. Reflection and
@@ -225,4 +235,8 @@ def _checks(
         centres = stereocentres(template.numbers, np.argwhere(np.triu(bonds)))
         if centres and enantiomers != "keep":
             checks.update(stereocentres=centres, reference_handedness=np.sign(signed_volumes(positions, centres)))
+        if "bond_orders" in template.info and enantiomers != "keep":
+            double_bonds = stereo_double_bonds(template.numbers, molecule_bonds(template), template.info["bond_orders"])
+            if double_bonds:
+                checks.update(double_bonds=double_bonds, reference_cis_trans=cis_trans(positions, double_bonds))
     return checks

@@ -224,3 +224,35 @@ def test_memorise_mode_generates_its_training_molecules(tmp_path):
     train_config = torch.load(tmp_path / "model.pt", weights_only=True)["train_config"]
     assert train_config["loss_weighting"] == "epsilon" and train_config["pair_noise"] and results["pair_noise"]
     assert all(math.isfinite(e) and e > 0 for e in results["force_errors"]["train"].values())
+
+
+def test_cis_trans_of_double_bonds_is_found_and_checked():
+    from ase_psm.data.topology import cis_trans, stereo_double_bonds
+    from ase_psm.generate import _checks
+    from ase_psm.metrics import structure_problems
+
+    (trans,) = embed("C/C=C/C")
+    (cis,) = embed("C/C=C\\C")
+    assert trans.info["bond_orders"].tolist().count(2.0) == 1
+    (bond,) = stereo_double_bonds(trans.numbers, trans.info["bonds"], trans.info["bond_orders"])
+    assert sorted(trans.numbers[list(bond)].tolist()) == [6, 6, 6, 6]  # C=C and its two methyl carbons
+    assert cis_trans(trans.positions, [bond]).tolist() == [-1.0]
+    assert cis_trans(cis.positions, [bond]).tolist() == [1.0]  # same atom order from the same SMILES graph
+    assert cis_trans(np.stack([trans.positions, cis.positions]), [bond]).tolist() == [[-1.0], [1.0]]
+    # no E/Z: equivalent substituents (isobutylene), a ring double bond (cyclohexene), aromatic bonds
+    for smiles in ("C=C(C)C", "C1=CCCCC1", "c1ccccc1C"):
+        (atoms,) = embed(smiles)
+        assert stereo_double_bonds(atoms.numbers, atoms.info["bonds"], atoms.info["bond_orders"]) == []
+    with pytest.raises(ValueError, match="one order per bond"):
+        stereo_double_bonds(trans.numbers, trans.info["bonds"], [1.0])
+    # sample's checks flag a structure whose double bond flipped, unless told to keep stereo alone
+    class Config:
+        length_scale, radial_max = 1.0, 10.0
+
+    model = type("Model", (), {"config": Config})()
+    checks = _checks(model, trans, None, "auto", "mirror")
+    assert checks["double_bonds"] == [bond]
+    assert structure_problems(np.stack([trans.positions, cis.positions]), **checks) == [[], ["cis/trans"]]
+    assert "double_bonds" not in _checks(model, trans, None, "auto", "keep")
+    del trans.info["bond_orders"]
+    assert "double_bonds" not in _checks(model, trans, None, "auto", "mirror")

@@ -82,7 +82,8 @@ def embed(smiles: str, n_conformers: int = 1, seed: int = 0, mmff: bool = True) 
     """Conformers of ``smiles`` (explicit hydrogens) from ETKDG, MMFF-optimised.
 
     Each Atoms has ``info["smiles"]`` (the input), ``info["bonds"]`` ((n_bonds, 2) atom indices of
-    the molecular graph, hydrogens included) and ``info["reference_smiles"]``: what
+    the molecular graph, hydrogens included), ``info["bond_orders"]`` (1, 1.5, 2 or 3 per bond) and
+    ``info["reference_smiles"]``: what
     :func:`perceive` reads from that conformer (canonical, stereo from 3D). Conformers whose
     perceived SMILES differs from the input's graph are dropped; an empty list when none embed.
     """
@@ -103,6 +104,7 @@ def embed(smiles: str, n_conformers: int = 1, seed: int = 0, mmff: bool = True) 
     graph = _graph_smiles(Chem, Chem.MolFromSmiles(smiles))
     numbers = np.array([atom.GetAtomicNum() for atom in mol.GetAtoms()])
     bonds = np.array([(b.GetBeginAtomIdx(), b.GetEndAtomIdx()) for b in mol.GetBonds()], dtype=np.int64)
+    orders = np.array([b.GetBondTypeAsDouble() for b in mol.GetBonds()])
     structures = []
     for conformer_id in conformer_ids:
         positions = mol.GetConformer(conformer_id).GetPositions()
@@ -110,7 +112,7 @@ def embed(smiles: str, n_conformers: int = 1, seed: int = 0, mmff: bool = True) 
         valid, perceived = perceive(atoms)
         if not valid or graph_smiles(perceived) != graph:
             continue
-        atoms.info.update(smiles=smiles, bonds=bonds.copy(), reference_smiles=perceived)
+        atoms.info.update(smiles=smiles, bonds=bonds.copy(), bond_orders=orders.copy(), reference_smiles=perceived)
         structures.append(atoms)
     return structures
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..data.topology import bond_graph, is_connected, signed_volumes
+from ..data.topology import bond_graph, cis_trans, is_connected, signed_volumes
 
 #: Problem names, in the order they are checked.
 PROBLEMS = ("non-finite", "exploded", "clash", "bonds", "chirality")
@@ -38,6 +38,8 @@ def structure_problems(
     reference_bonds: np.ndarray | None = None,
     stereocentres: list[tuple[int, tuple[int, int, int]]] | None = None,
     reference_handedness: np.ndarray | None = None,
+    double_bonds: list[tuple[int, int, int, int]] | None = None,
+    reference_cis_trans: np.ndarray | None = None,
 ) -> list[list[str]]:
     """The problems of each structure (an empty list when it passes every check).
 
@@ -48,6 +50,9 @@ def structure_problems(
       (checked only when it and ``numbers`` are given);
     - ``chirality``: a stereocentre's handedness (sign of its signed volume, see
       :func:`ase_psm.data.topology.stereocentres`) differs from ``reference_handedness``
+      (checked only when both are given);
+    - ``cis/trans``: a double bond's E/Z configuration (see
+      :func:`ase_psm.data.topology.stereo_double_bonds`) differs from ``reference_cis_trans``
       (checked only when both are given).
     """
     positions = np.asarray(positions, dtype=np.float64)
@@ -68,6 +73,9 @@ def structure_problems(
     inverted = np.zeros(len(positions), dtype=bool)
     if stereocentres and reference_handedness is not None:
         inverted = (np.sign(signed_volumes(safe, stereocentres)) != reference_handedness).any(axis=1)
+    flipped = np.zeros(len(positions), dtype=bool)
+    if double_bonds and reference_cis_trans is not None:
+        flipped = (cis_trans(safe, double_bonds) != reference_cis_trans).any(axis=1)
     problems = []
     for i in range(len(positions)):
         if not finite[i]:
@@ -82,6 +90,8 @@ def structure_problems(
             found.append("bonds")
         if inverted[i]:
             found.append("chirality")
+        if flipped[i]:
+            found.append("cis/trans")
         problems.append(found)
     return problems
 

@@ -14,7 +14,7 @@ import numpy as np
 from ..data.topology import bond_graph, cis_trans, is_connected, signed_volumes
 
 #: Problem names, in the order they are checked.
-PROBLEMS = ("non-finite", "exploded", "clash", "bonds", "chirality")
+PROBLEMS = ("non-finite", "exploded", "clash", "bonds", "chirality", "cis/trans")
 
 
 def is_molecule(numbers: np.ndarray, positions: np.ndarray) -> bool:

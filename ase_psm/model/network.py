@@ -123,10 +123,8 @@ class PseudoForceNet(nn.Module):
             )
         return self.site_types[site]
 
-    def _pair_classes(
-        self, topology: torch.Tensor | None, batch: torch.Tensor, source: torch.Tensor, destination: torch.Tensor
-    ) -> torch.Tensor:
-        """Bond distance class of every edge from the flat batch's topology; clear errors for a missing one."""
+    def _checked_topology(self, topology: torch.Tensor | None, batch: torch.Tensor) -> torch.Tensor:
+        """The flat batch's topology on the batch's device; clear errors for a missing or misshapen one."""
         if topology is None:
             raise ValueError(
                 "this model is conditioned on the molecular graph: pass the bonds (atoms.info['bonds'], "
@@ -138,7 +136,7 @@ class PseudoForceNet(nn.Module):
                 f"topology has shape {tuple(topology.shape)}, expected ({expected},): one n x n "
                 "topology_classes matrix per structure, concatenated"
             )
-        return topology.to(batch.device)[pair_index(batch, source, destination)]
+        return topology.to(batch.device)
 
     def forward(
         self,
@@ -175,7 +173,8 @@ class PseudoForceNet(nn.Module):
         if config.sigma_conditioned:
             edge_scalars = torch.cat([edge_scalars, noise_features[batch[destination]]], dim=-1)
         if config.graph_conditioned:
-            pair_classes = self._pair_classes(topology, batch, source, destination)
+            topology = self._checked_topology(topology, batch)
+            pair_classes = topology[pair_index(batch, source, destination)]
             edge_scalars = torch.cat(
                 [edge_scalars, nn.functional.one_hot(pair_classes, TOPOLOGY_CLASSES).to(edge_scalars.dtype)], dim=-1
             )
@@ -252,11 +251,10 @@ class PseudoForceNet(nn.Module):
         return flat.reshape(n_structures, n_atoms, 3)
 
 
-def _bond_counts(topology: torch.Tensor | None, batch: torch.Tensor) -> torch.Tensor:
+def _bond_counts(topology: torch.Tensor, batch: torch.Tensor) -> torch.Tensor:
     """Bonds of every atom: the class-1 entries of its row of the concatenated n_b x n_b matrices."""
-    assert topology is not None  # checked by _pair_classes
     row = torch.arange(len(batch), device=batch.device).repeat_interleave(torch.bincount(batch)[batch])
-    return torch.bincount(row[topology.to(batch.device) == 1], minlength=len(batch))
+    return torch.bincount(row[topology == 1], minlength=len(batch))
 
 
 def _remove_structure_mean(vectors: torch.Tensor, batch: torch.Tensor, num_structures: int) -> torch.Tensor:

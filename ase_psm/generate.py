@@ -141,7 +141,7 @@ def sample(
         reference = reference - reference.mean(dim=0)
     generator = torch.Generator().manual_seed(seed)
     topology = None
-    if model.config.graph_conditioned:
+    if model.needs_topology:
         topology = topology_classes(len(template), molecule_bonds(template)).to(torch_device)
     denoise = make_denoiser(model, numbers, topology)
     if sampler == "pc":

@@ -14,7 +14,7 @@ from conftest import TINY_MODEL
 from ase_psm.checkpoint import load_checkpoint, load_model
 from ase_psm.data import Frames, PseudoPESDataset
 from ase_psm.diffusion import NoiseSchedule
-from ase_psm.model import PseudoForceNet
+from ase_psm.model import ModelConfig, PseudoForceNet
 from ase_psm.train import TrainConfig, train
 from ase_psm.train.trainer import last_checkpoint_path, validation_loss
 
@@ -145,3 +145,34 @@ def test_graph_atom_types_are_stored_in_the_checkpoint(tmp_path):
     assert types is not None and types[3] == types[4] == types[5] != types[6]
     with pytest.raises(ValueError, match="unknown atom_types 'residue'"):
         TrainConfig(atom_types="residue")
+
+
+def test_one_molecule_graph_conditioned_network_carries_its_bonds(tmp_path):
+    from test_model import ETHANOL_NUMBERS, ETHANOL_POSITIONS
+
+    from ase_psm import PSMCalculator, sample
+    from ase_psm.model import topology_classes
+
+    rng = np.random.default_rng(0)
+    positions = ETHANOL_POSITIONS.numpy() + 0.03 * rng.standard_normal((16, 9, 3))
+    frames = Frames(ETHANOL_NUMBERS.numpy(), positions)
+    path = train(frames, tmp_path / "ethanol.pt", loss="gpff", steps=2, batch_size=4, atom_types="graph",
+                 model=dict(TINY_MODEL, graph_conditioned=True), device="cpu", progress=False)
+    model, _ = load_model(path, device="cpu")
+    bonds = np.asarray(model.config.site_bonds)
+    assert bonds.shape == (8, 2) and not model.needs_topology  # ethanol: 2 C-O/C-C + 6 X-H bonds
+    # the stored graph is what an explicit topology of the same bonds gives, and differs from another graph
+    x = torch.as_tensor(positions[:3], dtype=torch.float32)
+    z = ETHANOL_NUMBERS
+    own = model.pseudo_forces(z, x).detach()
+    assert torch.allclose(own, model.pseudo_forces(z, x, topology=topology_classes(9, bonds)))
+    assert not torch.allclose(own, model.pseudo_forces(z, x, topology=topology_classes(9, bonds[:-1])))
+    # no atoms.info["bonds"] needed by the calculator or the sampler
+    atoms = frames.to_atoms(0)
+    atoms.calc = PSMCalculator(path, device="cpu")
+    assert np.allclose(atoms.get_forces(), own[0].numpy(), atol=1e-5)
+    assert len(sample(path, atoms, 2, sampler="direct", steps=2, device="cpu", on_invalid="keep")) == 2
+    with pytest.raises(ValueError, match="needs atom_types='graph'"):
+        train(frames, tmp_path / "element.pt", loss="gpff", steps=1, model=dict(graph_conditioned=True), progress=False)
+    with pytest.raises(ValueError, match="site_bonds .* need site_numbers"):
+        PseudoForceNet(ModelConfig(species=[1, 6], graph_conditioned=True, site_bonds=[[0, 1]]))

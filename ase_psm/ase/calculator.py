@@ -60,8 +60,9 @@ class PSMCalculator(Calculator):
         self.sigma = sigma
 
     def topology(self, atoms: ase.Atoms) -> torch.Tensor | None:
-        """The molecule's topology classes for a graph-conditioned network (None for others)."""
-        if not self.model.config.graph_conditioned:
+        """The molecule's topology classes for a graph-conditioned network (None for others, and for a
+        single-molecule network, which carries its molecule's graph)."""
+        if not self.model.needs_topology:
             return None
         if "bonds" not in atoms.info:
             raise ValueError(

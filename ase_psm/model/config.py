@@ -41,6 +41,9 @@ class ModelConfig:
     """Take the molecular graph as input: each pair's bond distance (1, 2, 3 or more bonds apart) on
     its edge and each atom's number of bonds, so that one network of many molecules generates
     conformers of a given molecule (not any molecule of its formula)."""
+    site_bonds: list[list[int]] | None = None
+    """Bonded atom pairs of the one molecule (with ``site_numbers``) of a graph-conditioned network:
+    its graph whenever no ``topology`` is passed, so the checkpoint carries the molecule's bonds."""
     sigma_embedding_dim: int = 16
     sigma_data: float = 0.5
     """Thermal length scale (Å) of the data; sets the output scale at small noise."""

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from e3nn import o3
 from torch import nn
 
 from .blocks import GaussianRadialBasis, InteractionBlock, NoiseLevelEmbedding
 from .config import ModelConfig
-from .graph import TOPOLOGY_CLASSES, build_edges, pair_index
+from .graph import TOPOLOGY_CLASSES, build_edges, pair_index, topology_classes
 
 MAX_BONDS = 6
 """Bond counts above this share one embedding (graph-conditioned networks)."""
@@ -28,7 +29,8 @@ class PseudoForceNet(nn.Module):
     tells bonded partners apart; permuting atoms of one type then permutes the output.
     A graph-conditioned network (``config.graph_conditioned``) takes the molecular graph as
     ``topology``: its edges carry how many bonds apart the two atoms are (one-hot, 1-3 or more) and
-    its atoms their number of bonds.
+    its atoms their number of bonds. A single-molecule graph-conditioned network
+    (``config.site_bonds``) carries its molecule's graph and needs no ``topology``.
     A sigma-conditioned network sees noised coordinates shrunk by
     s = sqrt(1 + sigma^2 / length_scale^2) and scales its output by
     c_out = sigma^2 / sqrt(sigma^2 + sigma_data^2), so that the network output
@@ -39,6 +41,7 @@ class PseudoForceNet(nn.Module):
     z_to_index: torch.Tensor  # registered buffer (non-persistent)
     site_types: torch.Tensor  # registered buffer of a single-molecule network (non-persistent)
     site_numbers: torch.Tensor  # registered buffer of a single-molecule network (non-persistent)
+    site_topology: torch.Tensor  # registered buffer of a single-molecule graph-conditioned network (non-persistent)
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
@@ -75,6 +78,13 @@ class PseudoForceNet(nn.Module):
             self.register_buffer("site_types", torch.tensor(config.site_types), persistent=False)
             self.register_buffer("site_numbers", torch.tensor(config.site_numbers), persistent=False)
             self.site_embedding = nn.Embedding(max(config.site_types) + 1, self.num_scalars)
+        if config.site_bonds is not None:
+            if config.site_numbers is None or not config.graph_conditioned:
+                raise ValueError(
+                    "site_bonds (the bonds of one molecule) need site_numbers and graph_conditioned=True"
+                )
+            site_topology = topology_classes(len(config.site_numbers), np.asarray(config.site_bonds))
+            self.register_buffer("site_topology", site_topology, persistent=False)
         edge_scalar_dim = config.num_radial
         if config.graph_conditioned:
             self.degree_embedding = nn.Embedding(MAX_BONDS + 1, self.num_scalars)
@@ -105,6 +115,11 @@ class PseudoForceNet(nn.Module):
                 f"the model was trained on elements {self.config.species} and does not know {unknown}"
             )
         return index
+
+    @property
+    def needs_topology(self) -> bool:
+        """True when callers must pass the molecular graph (graph-conditioned, not one molecule's network)."""
+        return self.config.graph_conditioned and self.config.site_bonds is None
 
     def _site_index(self, numbers: torch.Tensor, batch: torch.Tensor, num_structures: int) -> torch.Tensor:
         """Type of each atom of a flat batch of the molecule's structures; a clear error for others."""
@@ -173,6 +188,8 @@ class PseudoForceNet(nn.Module):
         if config.sigma_conditioned:
             edge_scalars = torch.cat([edge_scalars, noise_features[batch[destination]]], dim=-1)
         if config.graph_conditioned:
+            if topology is None and config.site_bonds is not None:  # _site_index checked the atoms
+                topology = self.site_topology.repeat(num_structures)
             topology = self._checked_topology(topology, batch)
             pair_classes = topology[pair_index(batch, source, destination)]
             edge_scalars = torch.cat(

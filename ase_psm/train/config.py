@@ -52,7 +52,8 @@ class TrainConfig:
     """How the network tells atoms apart: ``"element"`` (any structure of the elements seen), or
     ``"graph"`` for data of one molecule: each atom also gets its class in the first frame's covalent
     bond graph, so samples keep the bond graph in the training atom order (needed for molecules
-    checked against a topology, e.g. when seeding OpenMM)."""
+    checked against a topology, e.g. when seeding OpenMM). With ``model=dict(graph_conditioned=True)``
+    the network also sees how many bonds apart each pair is, and the checkpoint carries the bonds."""
     model: dict = field(default_factory=dict)
     """Overrides of :class:`~ase_psm.model.ModelConfig` fields (e.g. hidden_irreps, num_layers)."""
     device: str = "auto"

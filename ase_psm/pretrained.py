@@ -16,6 +16,7 @@ PRETRAINED: dict[str, str] = {
     "lj13-psm": "lj13_psm.pt",
     "lj13-dsm": "lj13_dsm.pt",
     "ala2": "ala2_psm.pt",
+    "ala2-gpff": "ala2_gpff.pt",
     "conformers": "conformers_gpff.pt",
 }
 

@@ -78,6 +78,26 @@ def test_shipped_ala2_model_gives_valid_l_alanine_dipeptide():
     assert template.get_forces().shape == (22, 3) and np.isfinite(template.calc.results["sigma"])
 
 
+def test_shipped_graph_conditioned_ala2_model_is_valid_in_few_calls():
+    """ala2-gpff (time-step-free, graph-conditioned) gives structures that pass the OpenMM checks from 16 calls."""
+    pytest.importorskip("openmm")
+    from importlib.resources import files
+
+    from openmm import app
+
+    from ase_psm.openmm import StructureChecker, atoms_from_openmm
+
+    pdb = app.PDBFile(str(files("ase_psm") / "examples_data" / "ala2.pdb"))
+    template = atoms_from_openmm(pdb.topology, pdb.positions)
+    checker = StructureChecker.from_topology(template.positions, pdb.topology)
+    structures = sample("ala2-gpff", template, n=32, sampler="direct", steps=16, seed=0, device="cpu",
+                        progress=False, on_invalid="keep")
+    passed = sum(checker.check(atoms.positions) is None for atoms in structures)
+    assert passed >= 16, f"only {passed}/32 samples pass the OpenMM structure checks"
+    template.calc = PSMCalculator("ala2-gpff", device="cpu")  # no atoms.info["bonds"]: the model carries them
+    assert template.get_forces().shape == (22, 3)
+
+
 HELD_OUT_MOLECULES = ("CC(=O)Oc1ccccc1C(=O)O", "CCOC(C)=O", "N#Cc1ccccc1")
 """Aspirin, ethyl acetate, benzonitrile: none is in RDKit's NCI/first_5K.smi, the conformer model's data."""
 

@@ -11,6 +11,7 @@ threads. Ramachandran TVDs to the MD trajectory tell how good the samples are.
 
     python benchmarks/psm_vs_md.py --checkpoint ala2 --out /tmp/psm-vs-md          # ~10 min, 2 cores
     python benchmarks/psm_vs_md.py --checkpoint ala2 --out /tmp/q --quick           # seconds
+    python benchmarks/psm_vs_md.py --checkpoint ala2-gpff --sampler direct --sample-steps 32 --out /tmp/gpff
 """
 
 from __future__ import annotations

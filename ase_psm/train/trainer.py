@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import ase
-import numpy as np
 import torch
 from tqdm.auto import tqdm
 
@@ -19,7 +18,7 @@ from .. import __version__
 from ..checkpoint import load_checkpoint, resolve_device, save_checkpoint
 from ..data import Frames, PseudoPESDataset, read_frames, select_frames, split_frames
 from ..data.dataset import max_pair_distance, nearest_neighbour_distance, thermal_length
-from ..data.topology import bond_graph, graph_atom_types
+from ..data.topology import graph_atom_types, molecule_bonds
 from ..diffusion.targets import loss_weight
 from ..model import ModelConfig, PseudoForceNet
 from . import distributed
@@ -74,8 +73,7 @@ def default_model_config(frames: Frames, config: TrainConfig) -> ModelConfig:
         values.update(site_numbers=frames.numbers.tolist(),
                       site_types=graph_atom_types(frames.numbers, frames.positions[0]))
         if config.model.get("graph_conditioned"):
-            adjacency = bond_graph(frames.numbers, frames.positions[0])
-            values.update(site_bonds=np.argwhere(np.triu(adjacency)).tolist())
+            values.update(site_bonds=molecule_bonds(frames.to_atoms(0)).tolist())
     values.update(config.model)
     return ModelConfig(**values)
 

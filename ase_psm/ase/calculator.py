@@ -34,7 +34,8 @@ class PSMCalculator(Calculator):
 
     A graph-conditioned network reads the molecular graph from ``atoms.info["bonds"]``
     ((n_bonds, 2) atom indices, as :func:`ase_psm.data.molecules.embed` writes it): noised
-    coordinates do not tell it, so the calculator does not perceive it.
+    coordinates do not tell it, so the calculator does not perceive it. A network trained on one
+    molecule's frames carries that molecule's graph and needs no ``info["bonds"]``.
     """
 
     # ase's BaseCalculator declares this an instance attribute, so a ClassVar override fails mypy
@@ -145,12 +146,12 @@ class PSMCalculator(Calculator):
             counts = torch.tensor([len(atoms) for atoms in selected], device=self.device)
             numbers = np.concatenate([atoms.numbers for atoms in selected])
             positions = np.concatenate([atoms.positions for atoms in selected])
-            topologies = [self.topology(atoms) for atoms in selected]
+            topologies = [topology for topology in map(self.topology, selected) if topology is not None]
             forces, sigma = self.pseudo_forces_flat(
                 torch.as_tensor(numbers, dtype=torch.long, device=self.device),
                 torch.as_tensor(positions, dtype=self.dtype, device=self.device),
                 torch.repeat_interleave(torch.arange(len(selected), device=self.device), counts),
-                None if topologies[0] is None else torch.cat(topologies),  # type: ignore[arg-type]
+                torch.cat(topologies) if topologies else None,
             )
             per_structure = np.split(forces.double().cpu().numpy(), np.cumsum(counts.tolist())[:-1])
             results.extend(_results(f, s) for f, s in zip(per_structure, sigma.double().cpu().numpy()))

@@ -102,8 +102,10 @@ DATA: dict[str, dict[str, dict]] = {
 #: Molecules (md17, ala2): the same budgets, σ up to 5 Å. One molecule per data set: atom types from
 #: its bond graph, so samples keep the graph in atom order (phi/psi and the stability check read atoms
 #: by index); measured on ethanol, element types gave 0 of 500 samples with the right bonds at 2000 steps.
+#: The network also sees the bonds themselves (graph-conditioned): with graph types alone 348 of 500
+#: naphthalene DSM samples clashed, graph-conditioned 9 of 500 failed any check (docs/benchmarks.md).
 _MOLECULE_TRAIN: dict[str, TrainSettings] = {
-    size: replace(settings, atom_types="graph")
+    size: replace(settings, atom_types="graph", model={**settings.model, "graph_conditioned": True})
     for size, settings in {
         "tiny": _TINY_TRAIN,
         "cpu": TrainSettings(steps=8000, batch_size=32, model=_CPU_MODEL, sigma_max=5.0, loss_weighting="score",

@@ -12,6 +12,7 @@ import torch
 
 from ase_psm.benchmarks import BenchConfig, content_key, load_or_generate
 from ase_psm.benchmarks.report import comparison, mean_std, table, write_summary_plots
+from ase_psm.checkpoint import load_model
 from ase_psm.cli.main import main
 
 MODELS = "dsm,piecewise-weighted"
@@ -55,6 +56,11 @@ def _run_twice(system: str, tmp_path: Path, protocols: str = "biased") -> None:
         else:
             assert "training" not in result["data_cache"]
     assert (out / "results.md").read_text().count("| dsm |") == len(protocols.split(","))
+    if system in ("md17", "ala2"):  # molecule networks are graph-conditioned and carry their bonds
+        for checkpoint in (out / "runs").glob("*/model.pt"):
+            model, _ = load_model(checkpoint, device="cpu")
+            assert model.config.graph_conditioned and model.config.site_bonds
+            assert not model.needs_topology
     assert any((out / "plots").glob("*_hr.png"))
     stored = {path: path.stat().st_mtime_ns for path in cache.glob("*.npz")}
     assert stored

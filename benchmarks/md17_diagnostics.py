@@ -22,6 +22,11 @@ x + F(x, sigma) of the clean structure), and the fraction whose bond graph is th
 estimates along the way: a model valid only below sigma ~ 0.3 Å fails from a Gaussian prior
 whatever the sampler.
 
+4. Where is the h(r) error? The h(r) MAE of the training set and of each model's samples, split by
+distance range (X–H bonds, heavy-atom bonds, bond angles, longer distances set by torsions and the
+overall shape), printed and drawn as stacked bars. Force labels act at the thermal scale: they can
+remove the bond and angle parts of the training set's error, not the torsional part.
+
 Usage (after `ase-psm bench md17 --size cpu --out runs/bench_md17_cpu`):
     python benchmarks/md17_diagnostics.py runs/bench_md17_cpu
 """
@@ -40,7 +45,12 @@ from ase_psm.checkpoint import load_model
 from ase_psm.data.topology import bond_graph, match_to_template
 from ase_psm.diffusion.noise import zero_com, zero_com_noise
 from ase_psm.generate import make_denoiser
-from ase_psm.metrics import plot_grouped_bars
+from ase_psm.metrics import hr_mae_by_range, plot_grouped_bars
+
+#: Distance ranges (Å) of part 4 and their names.
+HR_RANGES = (0.0, 1.3, 1.8, 2.7, 10.0)
+HR_RANGE_NAMES = ("X–H bonds (< 1.3 Å)", "heavy-atom bonds (1.3–1.8 Å)", "angles (1.8–2.7 Å)",
+                  "torsions, shape (> 2.7 Å)")
 
 
 def xh_bond_spread(numbers: np.ndarray, positions: np.ndarray, template: np.ndarray) -> float:
@@ -90,16 +100,48 @@ def denoising_validity(checkpoint: Path, numbers: np.ndarray, frames: np.ndarray
     return fractions
 
 
+def plot_hr_mae_by_range(parts: dict[str, dict[str, np.ndarray]], path: Path) -> Path:
+    """Stacked bars: for each molecule one bar per series (training set, models), one segment per range."""
+    from matplotlib.figure import Figure
+
+    molecules = list(parts)
+    series = list(dict.fromkeys(name for row in parts.values() for name in row))
+    figure = Figure(figsize=(max(6.0, 1.3 * len(molecules)), 4.5), dpi=120)
+    axes = figure.add_subplot()
+    width = 0.8 / len(series)
+    colours = ("tab:blue", "tab:orange", "tab:green", "tab:grey")
+    hatches = ("", "//", "..", "xx")
+    for k, name in enumerate(series):
+        x = np.arange(len(molecules)) + (k - (len(series) - 1) / 2) * width
+        stacked = np.array([parts[m].get(name, np.full(len(HR_RANGE_NAMES), np.nan)) for m in molecules])
+        bottom = np.zeros(len(molecules))
+        for j, range_name in enumerate(HR_RANGE_NAMES):
+            axes.bar(x, stacked[:, j], width, bottom=bottom, color=colours[j], hatch=hatches[k % len(hatches)],
+                     edgecolor="white", label=range_name if k == 0 else None)
+            bottom += stacked[:, j]
+    axes.set_xticks(np.arange(len(molecules)), molecules, rotation=30, ha="right")
+    axes.set(ylabel="h(r) MAE (×10)", title="bars per molecule: " + ", ".join(
+        f"{name} ({hatches[k % len(hatches)] or 'plain'})" for k, name in enumerate(series)))
+    axes.title.set_fontsize(8)
+    axes.legend(fontsize=8)
+    figure.tight_layout()
+    figure.savefig(path)
+    return path
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("out", type=Path, help="the --out directory of `ase-psm bench md17`")
     parser.add_argument("--size", default="cpu")
+    parser.add_argument("--cache", type=Path, help="the run's data cache (default: <out>/cache); data missing "
+                        "there is generated, which takes minutes per molecule")
     args = parser.parse_args()
     spreads: dict[str, dict[str, float]] = {}
     validity: dict[str, dict[str, tuple[float, float]]] = {}
     denoising: dict[str, dict[str, dict[float, float]]] = {}
+    hr_parts: dict[str, dict[str, np.ndarray]] = {}
     molecules = DATA["md17"][args.size]["molecules"]
-    for data in md17_data(args.size, args.out / "cache"):  # from the cache: the run's exact data
+    for data in md17_data(args.size, args.cache or args.out / "cache"):  # from the cache: the run's exact data
         runs = sorted(args.out.glob(f"runs/{data.name}_biased_*_seed0/samples.npy"))
         if not runs:
             continue
@@ -108,12 +150,14 @@ def main() -> None:
         spreads[molecule] = {"reference": xh_bond_spread(data.numbers, data.reference, template),
                              "training set": xh_bond_spread(data.numbers, data.training["biased"][0], template)}
         validity[molecule], denoising[molecule] = {}, {}
+        hr_parts[molecule] = {"training set": hr_mae_by_range(data.training["biased"][0], data.reference, HR_RANGES)}
         for path in runs:
             model = path.parent.name.removeprefix(f"{data.name}_biased_").removesuffix("_seed0")
             samples = np.load(path)
             samples = samples[np.isfinite(samples).all(axis=(1, 2))]
             spreads[molecule][model] = xh_bond_spread(data.numbers, samples, template)
             validity[molecule][model] = valid_fractions(data.numbers, samples, reference_bonds)
+            hr_parts[molecule][model] = hr_mae_by_range(samples, data.reference, HR_RANGES)
             denoising[molecule][model] = denoising_validity(path.parent / "model.pt", data.numbers,
                                                             data.reference[:: max(1, len(data.reference) // 40)],
                                                             reference_bonds)
@@ -135,6 +179,12 @@ def main() -> None:
     for molecule, models in denoising.items():
         for model, fractions in models.items():
             print(f"{molecule:16s}{model:>20s}" + "".join(f"{fractions[s]:11.2f}" for s in DENOISING_SIGMAS))
+    print("\nh(r) MAE (x10) by distance range: " + ", ".join(HR_RANGE_NAMES) + ", total")
+    for molecule, rows in hr_parts.items():
+        for name, parts in rows.items():
+            print(f"{molecule:16s}{name:>20s}" + "".join(f"{p:9.4f}" for p in parts) + f"{parts.sum():9.4f}")
+    path = plot_hr_mae_by_range(hr_parts, args.out / "plots" / "md17_hr_mae_by_range.png")
+    print(f"wrote {path}")
 
 
 if __name__ == "__main__":

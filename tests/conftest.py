@@ -1,4 +1,4 @@
-"""Shared fixtures: small Lennard-Jones frames and tiny trained checkpoints."""
+"""Shared fixtures: small Lennard-Jones frames, tiny trained checkpoints, the shipped alanine dipeptide."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from ase_psm.benchmarks.data import ALA2_PDB
 from ase_psm.data import Frames, write_frames
 from ase_psm.systems import lj_forces, lj_initial_positions, metropolis
 from ase_psm.train import train
@@ -72,3 +73,10 @@ def lj7_file(lj7_frames, tmp_path):
     path = tmp_path / "lj7.extxyz"
     write_frames(path, lj7_frames.subset(range(60)))
     return path
+
+
+@pytest.fixture(scope="session")
+def ala2_pdb():
+    """The shipped alanine dipeptide PDB as an OpenMM PDBFile; skips the test without OpenMM."""
+    app = pytest.importorskip("openmm.app")
+    return app.PDBFile(str(ALA2_PDB))

@@ -248,3 +248,26 @@ def test_bench_first_seed_runs_only_its_seeds(tmp_path, capsys):
     assert json.loads((tmp_path / "out" / "results" / "lj13_biased_dsm_seed2.json").read_text())["seed"] == 2
     assert main([*argv, "--first-seed", "-1"]) != 0
     assert "--first-seed must be >= 0" in capsys.readouterr().err
+
+
+def test_bench_rescore_evaluates_saved_samples_again(tmp_path, capsys):
+    """--rescore neither trains nor samples: it scores runs/<run>/samples.npy against the current data."""
+    argv = ["--quiet", "bench", "lj13", "--size", "tiny", "--seeds", "1", "--models", "dsm",
+            "--protocols", "biased", "--cache", str(tmp_path / "cache"), "--out", str(tmp_path / "out")]
+    assert main(argv) == 0
+    (result_path,) = (tmp_path / "out" / "results").glob("*.json")
+    before = json.loads(result_path.read_text())
+    run_dir = tmp_path / "out" / "runs" / "lj13_biased_dsm_seed0"
+    trained = (run_dir / "model.pt").stat().st_mtime_ns
+    np.save(run_dir / "samples.npy", 1.5 * np.load(run_dir / "samples.npy"))  # swollen clusters: a worse h(r)
+    assert main([*argv, "--rescore"]) == 0
+    after = json.loads(result_path.read_text())
+    assert after["metrics"]["values"]["hr_mae"] > before["metrics"]["values"]["hr_mae"]
+    assert after["settings"] == before["settings"] and after["wall_s"]["train_s"] == before["wall_s"]["train_s"]
+    assert after["rescored_command"] and before["rescored_command"] == ""  # the command line (here pytest's)
+    assert (run_dir / "model.pt").stat().st_mtime_ns == trained
+    assert main([*argv, "--rescore", "--set", "sample_steps=4"]) == 2
+    assert "--set changes nothing" in capsys.readouterr().err
+    (run_dir / "samples.npy").unlink()
+    assert main([*argv, "--rescore"]) != 0
+    assert "run it without --rescore first" in capsys.readouterr().err

@@ -69,6 +69,14 @@ def test_xh_bond_spread_is_the_robust_std_of_each_pool():
     assert xh_bond_spread(numbers, positions, template) == pytest.approx(0.02, rel=0.05)
 
 
+def test_hr_mae_by_range_plot_is_written(tmp_path):
+    script = _import_script("md17_diagnostics")
+    parts = {"ethanol": {"training set": np.array([0.03, 0.02, 0.06, 0.05]), "dsm": np.array([0.04, 0.02, 0.06, 0.05])},
+             "uracil": {"training set": np.array([0.03, 0.01, 0.03, 0.06])}}  # a molecule without samples
+    path = script.plot_hr_mae_by_range(parts, tmp_path / "ranges.png")
+    assert path.read_bytes().startswith(b"\x89PNG") and len(script.HR_RANGES) == len(script.HR_RANGE_NAMES) + 1
+
+
 def test_shell_statistics_of_a_hand_made_cluster():
     shell_statistics = _import_script("lj13_local_bias").shell_statistics
     triangle = np.array([[[0.0, 0, 0], [1.0, 0, 0], [0.0, 2.0, 0]]])  # distances 1, 2, sqrt(5)

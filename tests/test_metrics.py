@@ -9,6 +9,7 @@ from ase_psm.metrics import (
     energy_w2,
     hr,
     hr_mae,
+    hr_mae_by_range,
     pairwise_distances,
     plot_distance_histograms,
     x_w2,
@@ -60,6 +61,16 @@ def test_hr_mae_of_disjoint_point_masses():
     # two disjoint one-bin densities of height 1/dr: mean |dh| = 2 / (dr * 500), times 10
     dr = HR_BINS[1] - HR_BINS[0]
     assert hr_mae(_dimers([1.01]), _dimers([2.01])) == pytest.approx(2.0 / (dr * 500) * 10.0)
+
+
+def test_hr_mae_by_range_puts_each_error_in_its_range_and_sums_to_hr_mae(clusters):
+    # the 1.01 and 2.01 point masses each carry half the MAE, in the range holding their bin
+    parts = hr_mae_by_range(_dimers([1.01]), _dimers([2.01]), edges=(0.0, 1.5, 2.5, 10.0))
+    np.testing.assert_allclose(parts, [0.5, 0.5, 0.0] * np.array(hr_mae(_dimers([1.01]), _dimers([2.01]))))
+    shifted = clusters * 1.1
+    assert hr_mae_by_range(shifted, clusters, (0.0, 1.0, 3.0, 10.0)).sum() == pytest.approx(hr_mae(shifted, clusters))
+    with pytest.raises(ValueError, match="increasing"):
+        hr_mae_by_range(shifted, clusters, (0.0, 2.0, 1.0))
 
 
 def test_x_w2_identical_shifted_and_scaled(clusters):

@@ -39,13 +39,12 @@ CA = 8  # alpha carbon of ACE-ALA-NME, its only stereocentre
 
 
 @pytest.fixture(scope="module")
-def ala2():
+def ala2(ala2_pdb):
     """(PDBFile, System): alanine dipeptide, amber14, vacuum, H-bond constraints."""
-    pdb = app.PDBFile(str(ALA2))
     system = app.ForceField("amber14-all.xml").createSystem(
-        pdb.topology, nonbondedMethod=app.NoCutoff, constraints=app.HBonds
+        ala2_pdb.topology, nonbondedMethod=app.NoCutoff, constraints=app.HBonds
     )
-    return pdb, system
+    return ala2_pdb, system
 
 
 def _simulation(pdb, system, seed: int = 1):

@@ -54,23 +54,18 @@ def test_cli_lists_models_and_samples_by_name(tmp_path, capsys):
     assert "no checkpoint" in capsys.readouterr().err
 
 
-def ala2_template_and_checker():
+@pytest.fixture
+def ala2_template_and_checker(ala2_pdb):
     """The shipped alanine dipeptide PDB as Atoms, and a StructureChecker against its topology."""
-    pytest.importorskip("openmm")
-    from importlib.resources import files
-
-    from openmm import app
-
     from ase_psm.openmm import StructureChecker, atoms_from_openmm
 
-    pdb = app.PDBFile(str(files("ase_psm") / "examples_data" / "ala2.pdb"))
-    template = atoms_from_openmm(pdb.topology, pdb.positions)
-    return template, StructureChecker.from_topology(template.positions, pdb.topology)
+    template = atoms_from_openmm(ala2_pdb.topology, ala2_pdb.positions)
+    return template, StructureChecker.from_topology(template.positions, ala2_pdb.topology)
 
 
-def test_shipped_ala2_model_gives_valid_l_alanine_dipeptide():
+def test_shipped_ala2_model_gives_valid_l_alanine_dipeptide(ala2_template_and_checker):
     """The ala2 model (trained on L-alanine dipeptide MD) samples L structures that pass the OpenMM checks."""
-    template, checker = ala2_template_and_checker()
+    template, checker = ala2_template_and_checker
     with pytest.warns(RuntimeWarning, match="sample: generated 32"):  # invalid ones are kept and counted
         structures, report = sample("ala2", template, n=32, steps=100, seed=0, device="cpu", progress=False,
                                     on_invalid="keep", return_report=True)
@@ -83,9 +78,9 @@ def test_shipped_ala2_model_gives_valid_l_alanine_dipeptide():
     assert template.get_forces().shape == (22, 3) and np.isfinite(template.calc.results["sigma"])
 
 
-def test_shipped_graph_conditioned_ala2_model_is_valid_in_few_calls():
+def test_shipped_graph_conditioned_ala2_model_is_valid_in_few_calls(ala2_template_and_checker):
     """ala2-gpff (time-step-free, graph-conditioned) gives structures that pass the OpenMM checks from 16 calls."""
-    template, checker = ala2_template_and_checker()
+    template, checker = ala2_template_and_checker
     structures = sample("ala2-gpff", template, n=32, sampler="direct", steps=16, seed=0, device="cpu",
                         progress=False, on_invalid="keep")
     passed = sum(checker.check(atoms.positions) is None for atoms in structures)

@@ -87,8 +87,8 @@ DATA: dict[str, dict[str, dict]] = {
     # biased: the first n_biased MD steps of one run; reference: a second run, burn-in, one frame every `thinning`
     "md17": {
         "tiny": dict(molecules=("ethanol",), n_biased=200, n_reference=100, thinning=5, burn_in=50),
-        "cpu": dict(molecules=tuple(MD17_MOLECULES), n_biased=1000, n_reference=1000, thinning=20, burn_in=1000),
-        "paper": dict(molecules=tuple(MD17_MOLECULES), n_biased=10000, n_reference=10000, thinning=50,
+        "cpu": dict(molecules=tuple(MD17_MOLECULES), n_biased=1000, n_reference=5000, thinning=20, burn_in=1000),
+        "paper": dict(molecules=tuple(MD17_MOLECULES), n_biased=5000, n_reference=10000, thinning=50,
                       burn_in=2000),
     },
     # MD steps of 1 fs; frames every `interval` steps (cpu: 100 ps of training frames, a 5 ns reference)

@@ -47,6 +47,9 @@ class BenchConfig:
     resume: bool = False
     """Skip runs whose result JSON already exists (and load it); continue an interrupted run's training
     from its ``model.last.pt`` (a finished one is not retrained: only sampled and evaluated again)."""
+    rescore: bool = False
+    """Neither train nor sample: evaluate each finished run's saved ``samples.npy`` against the current
+    data (e.g. a longer reference) and rewrite its result JSON, which keeps its training and sampling record."""
     command: str = field(default_factory=lambda: shlex.join(["ase-psm", *sys.argv[1:]]))
 
     def __post_init__(self) -> None:
@@ -75,6 +78,8 @@ class BenchConfig:
         bad_keys = [key for key in self.train_overrides if key not in fields]
         if bad_keys:
             raise ValueError(f"{bad_keys} are not training settings; known: {', '.join(fields)}")
+        if self.rescore and self.train_overrides:
+            raise ValueError("--rescore evaluates saved samples as they were made; --set changes nothing: leave it out")
         if self.train_settings.final_corrector_steps and self.train_settings.sampler != "pc":
             raise ValueError("final_corrector_steps applies to the pc sampler only: "
                              "add --set sampler=pc or leave final_corrector_steps out")
@@ -125,6 +130,8 @@ class RunResult:
     command: str
     resumed_from_step: int = 0
     """Training step this run's training continued from (``--resume``); 0: trained from scratch."""
+    rescored_command: str = ""
+    """The ``--rescore`` command that last evaluated this run's samples again ("": never)."""
 
 
 def device_info(device: str) -> dict:
@@ -221,6 +228,8 @@ def run_one(data: BenchData, protocol: str, model: str, seed: int, config: Bench
     settings = config.settings_for(spec)
     run_dir = config.out / "runs" / f"{data.name}_{protocol}_{model}_seed{seed}"
     path = config.out / "results" / f"{run_dir.name}.json"
+    if config.rescore:
+        return _rescore(path, run_dir / "samples.npy", data, protocol, config, baselines)
     if config.resume and path.is_file():
         return RunResult(**json.loads(path.read_text()))
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -241,6 +250,25 @@ def run_one(data: BenchData, protocol: str, model: str, seed: int, config: Bench
         device=device_info(config.device), command=config.command, resumed_from_step=resumed_from_step,
     )
     path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(asdict(result), indent=2))
+    return result
+
+
+def _rescore(path: Path, samples_path: Path, data: BenchData, protocol: str, config: BenchConfig,
+             baselines: dict[str, dict]) -> RunResult:
+    """Evaluate a finished run's saved samples against `data` and rewrite its result JSON at `path`."""
+    if not path.is_file() or not samples_path.is_file():
+        raise FileNotFoundError(f"--rescore needs a finished run with {path} and {samples_path}; "
+                                "run it without --rescore first")
+    result = RunResult(**json.loads(path.read_text()))
+    samples = np.load(samples_path)
+    started = time.perf_counter()
+    metrics = evaluate(samples, data).as_dict()
+    result.wall_s["eval_s"] = time.perf_counter() - started
+    result.metrics, result.training_set, result.floor = metrics, baselines["training"], baselines["floor"]
+    result.debias_ratio = _ratio(metrics["values"], baselines["training"]["values"])
+    result.n_reference, result.data_cache = len(data.reference), data.cache_for(protocol)
+    result.rescored_command = config.command
     path.write_text(json.dumps(asdict(result), indent=2))
     return result
 

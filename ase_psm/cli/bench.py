@@ -33,7 +33,7 @@ def _bench(args: argparse.Namespace) -> None:
         system=args.system, size=args.size, seeds=args.seeds, first_seed=args.first_seed, device=args.device,
         out=Path(args.out), cache=Path(args.cache) if args.cache else None, models=args.models,
         protocols=args.protocols, threads=args.threads, progress=not args.quiet, resume=args.resume,
-        molecules=args.molecules, train_overrides=dict(args.set or []),
+        rescore=args.rescore, molecules=args.molecules, train_overrides=dict(args.set or []),
     )
     results = run_benchmark(config)
     print(f"{len(results)} runs; results in {config.out / 'results'}, table in {config.out / 'results.md'}, "
@@ -66,5 +66,8 @@ def register(commands) -> None:
     bench.add_argument("--resume", action="store_true",
                        help="skip runs whose results/<run>.json exists; continue interrupted training "
                             "(runs/<run>/model.last.pt)")
+    bench.add_argument("--rescore", action="store_true",
+                       help="neither train nor sample: evaluate each finished run's saved samples against the "
+                            "current data (e.g. a longer reference) and rewrite its results/<run>.json")
     bench.add_argument("--report-only", action="store_true", help="only rebuild <out>/results.md from the JSON files")
     bench.set_defaults(run=_bench)

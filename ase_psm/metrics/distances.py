@@ -6,6 +6,7 @@ metrics are translation invariant, the W2 metrics mean-centre each frame first.
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +17,7 @@ __all__ = [
     "energy_w2",
     "hr",
     "hr_mae",
+    "hr_mae_by_range",
     "pairwise_distances",
     "plot_distance_histograms",
     "x_w2",
@@ -82,6 +84,21 @@ def hr_mae(samples: np.ndarray, reference: np.ndarray) -> float:
     _, h_samples = hr(samples)
     _, h_reference = hr(reference)
     return float(np.mean(np.abs(h_samples - h_reference)) * 10.0)
+
+
+def hr_mae_by_range(samples: np.ndarray, reference: np.ndarray, edges: tuple[float, ...]) -> np.ndarray:
+    """`hr_mae` split by distance: the part from the h(r) bins whose centres lie in each range
+    [edges[k], edges[k + 1]) (length units of the positions). The parts sum to `hr_mae` when the
+    ranges cover [0, 10]: e.g. edges (0, 1.3, 1.8, 2.7, 10.0) separate X–H bonds, heavy-atom
+    bonds, bond angles and longer distances (torsions, overall shape) in Å.
+    """
+    edges_array = np.asarray(edges, dtype=np.float64)
+    if edges_array.ndim != 1 or len(edges_array) < 2 or np.any(np.diff(edges_array) <= 0):
+        raise ValueError(f"edges must be at least two increasing distances, got {edges}")
+    r, h_samples = hr(samples)
+    _, h_reference = hr(reference)
+    terms = np.abs(h_samples - h_reference) * 10.0 / len(r)
+    return np.array([terms[(r >= low) & (r < high)].sum() for low, high in itertools.pairwise(edges_array)])
 
 
 def x_w2(samples: np.ndarray, reference: np.ndarray) -> float:

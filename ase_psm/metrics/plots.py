@@ -145,5 +145,5 @@ def plot_grouped_bars(values: dict[str, dict[str, float]], path: str | Path, yla
         axes.bar(np.arange(len(groups)) + (k - (len(series) - 1) / 2) * width, heights, width, label=name)
     axes.set_xticks(np.arange(len(groups)), groups, rotation=30, ha="right")
     axes.set(ylabel=ylabel)
-    axes.legend()
+    axes.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=len(series), frameon=False)  # above the bars
     return _save(figure, path)

@@ -79,11 +79,17 @@ def hr(positions: np.ndarray, bins: np.ndarray = HR_BINS) -> tuple[np.ndarray, n
     return 0.5 * (edges[:-1] + edges[1:]), h
 
 
+def _hr_abs_error(samples: np.ndarray, reference: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Bin centres r and |h_samples - h_reference| in each of the HR_BINS."""
+    r, h_samples = hr(samples)
+    _, h_reference = hr(reference)
+    return r, np.abs(h_samples - h_reference)
+
+
 def hr_mae(samples: np.ndarray, reference: np.ndarray) -> float:
     """MDsim h(r) MAE: mean |h_samples - h_reference| over HR_BINS, times 10."""
-    _, h_samples = hr(samples)
-    _, h_reference = hr(reference)
-    return float(np.mean(np.abs(h_samples - h_reference)) * 10.0)
+    _, error = _hr_abs_error(samples, reference)
+    return float(np.mean(error) * 10.0)
 
 
 def hr_mae_by_range(samples: np.ndarray, reference: np.ndarray, edges: tuple[float, ...]) -> np.ndarray:
@@ -95,9 +101,8 @@ def hr_mae_by_range(samples: np.ndarray, reference: np.ndarray, edges: tuple[flo
     edges_array = np.asarray(edges, dtype=np.float64)
     if edges_array.ndim != 1 or len(edges_array) < 2 or np.any(np.diff(edges_array) <= 0):
         raise ValueError(f"edges must be at least two increasing distances, got {edges}")
-    r, h_samples = hr(samples)
-    _, h_reference = hr(reference)
-    terms = np.abs(h_samples - h_reference) * 10.0 / len(r)
+    r, error = _hr_abs_error(samples, reference)
+    terms = error * 10.0 / len(r)
     return np.array([terms[(r >= low) & (r < high)].sum() for low, high in itertools.pairwise(edges_array)])
 
 

@@ -2,8 +2,9 @@
 
 1. Does a model thermalise its training data's bonds?
 
-The biased md17 training set (the first 500 fs of one 500 K xTB run) has bonds narrower than at
-equilibrium: the run starts from the MMFF minimum and its bond vibrations have not yet heated up.
+The md17 training sets are the start of one 500 K xTB run (protocol `biased`: its first 2.5 ps;
+`early`: its first 500 fs). The early frames have bonds narrower than at equilibrium: the run starts
+from the MMFF minimum and its bond vibrations have not yet heated up.
 For each molecule this prints the spread of the X–H bond lengths (each hydrogen's distance to its
 nearest heavy atom, pooled per heavy element X, the hydrogen's partner in the reference; robust
 std = interquartile range / 1.349, Å, averaged over the X present) of the reference, the training
@@ -28,7 +29,7 @@ overall shape), printed and drawn as stacked bars. Force labels act at the therm
 remove the bond and angle parts of the training set's error, not the torsional part.
 
 Usage (after `ase-psm bench md17 --size cpu --out runs/bench_md17_cpu`):
-    python benchmarks/md17_diagnostics.py runs/bench_md17_cpu
+    python benchmarks/md17_diagnostics.py runs/bench_md17_cpu --protocol early
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ase_psm.benchmarks.config import DATA
+from ase_psm.benchmarks.config import DATA, PROTOCOLS
 from ase_psm.benchmarks.data import md17_data
 from ase_psm.checkpoint import load_model
 from ase_psm.data.topology import bond_graph, match_to_template
@@ -133,6 +134,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("out", type=Path, help="the --out directory of `ase-psm bench md17`")
     parser.add_argument("--size", default="cpu")
+    parser.add_argument("--protocol", default="biased", choices=PROTOCOLS["md17"], help="whose runs and training set")
     parser.add_argument("--cache", type=Path, help="the run's data cache (default: <out>/cache); data missing "
                         "there is generated, which takes minutes per molecule")
     args = parser.parse_args()
@@ -142,17 +144,18 @@ def main() -> None:
     hr_parts: dict[str, dict[str, np.ndarray]] = {}
     molecules = DATA["md17"][args.size]["molecules"]
     for data in md17_data(args.size, args.cache or args.out / "cache"):  # from the cache: the run's exact data
-        runs = sorted(args.out.glob(f"runs/{data.name}_biased_*_seed0/samples.npy"))
+        runs = sorted(args.out.glob(f"runs/{data.name}_{args.protocol}_*_seed0/samples.npy"))
         if not runs:
             continue
         molecule, template = data.name.removeprefix("md17-"), data.reference[0]
+        training = data.training[args.protocol][0]
         reference_bonds = bond_graph(data.numbers, template)
         spreads[molecule] = {"reference": xh_bond_spread(data.numbers, data.reference, template),
-                             "training set": xh_bond_spread(data.numbers, data.training["biased"][0], template)}
+                             "training set": xh_bond_spread(data.numbers, training, template)}
         validity[molecule], denoising[molecule] = {}, {}
-        hr_parts[molecule] = {"training set": hr_mae_by_range(data.training["biased"][0], data.reference, HR_RANGES)}
+        hr_parts[molecule] = {"training set": hr_mae_by_range(training, data.reference, HR_RANGES)}
         for path in runs:
-            model = path.parent.name.removeprefix(f"{data.name}_biased_").removesuffix("_seed0")
+            model = path.parent.name.removeprefix(f"{data.name}_{args.protocol}_").removesuffix("_seed0")
             samples = np.load(path)
             samples = samples[np.isfinite(samples).all(axis=(1, 2))]
             spreads[molecule][model] = xh_bond_spread(data.numbers, samples, template)
@@ -162,7 +165,8 @@ def main() -> None:
                                                             data.reference[:: max(1, len(data.reference) // 40)],
                                                             reference_bonds)
     if not spreads:
-        raise SystemExit(f"no md17 samples under {args.out}/runs (molecules of size {args.size}: {molecules})")
+        raise SystemExit(f"no md17 {args.protocol} samples under {args.out}/runs (molecules of size {args.size}: "
+                         f"{molecules}); --protocol names the runs' protocol")
     names = list(dict.fromkeys(k for row in spreads.values() for k in row))
     print("X-H bond-length spread (Å): robust std, pooled per heavy element X, mean over X")
     print(f"{'molecule':16s}" + "".join(f"{n:>20s}" for n in names))

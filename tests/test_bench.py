@@ -84,7 +84,10 @@ def test_bench_lj55_tiny(tmp_path):
 def test_bench_md17_tiny(tmp_path):
     pytest.importorskip("rdkit")
     pytest.importorskip("tblite")
-    _run_twice("md17", tmp_path)
+    _run_twice("md17", tmp_path, protocols="biased,early")
+    results = [json.loads(path.read_text()) for path in (tmp_path / "out" / "results").glob("*_dsm_*.json")]
+    n_training = {result["protocol"]: result["n_training"] for result in results}
+    assert n_training == {"biased": 200, "early": 40}  # tiny: the first 200 MD steps and their first fifth
 
 
 def test_bench_ala2_tiny(tmp_path):

@@ -84,10 +84,11 @@ DATA: dict[str, dict[str, dict]] = {
         "paper": dict(n_reference=10000, n_chains=10000, burn_in=1000, thinning=200, n_biased=1000,
                       biased_burn_in=100),
     },
-    # biased: the first n_biased MD steps of one run; reference: a second run, burn-in, one frame every `thinning`
+    # biased: the first n_biased MD steps of one run (early: its first fifth); reference: a second run, burn-in,
+    # one frame every `thinning`
     "md17": {
         "tiny": dict(molecules=("ethanol",), n_biased=200, n_reference=100, thinning=5, burn_in=50),
-        "cpu": dict(molecules=tuple(MD17_MOLECULES), n_biased=1000, n_reference=5000, thinning=20, burn_in=1000),
+        "cpu": dict(molecules=tuple(MD17_MOLECULES), n_biased=5000, n_reference=5000, thinning=20, burn_in=1000),
         "paper": dict(molecules=tuple(MD17_MOLECULES), n_biased=5000, n_reference=10000, thinning=50,
                       burn_in=2000),
     },
@@ -136,6 +137,6 @@ TRAIN: dict[str, dict[str, TrainSettings]] = {
 PROTOCOLS: dict[str, tuple[str, ...]] = {
     "lj13": ("table2", "biased", "cold"),
     "lj55": ("table2", "biased", "cold"),
-    "md17": ("biased",),
+    "md17": ("biased", "early"),
     "ala2": ("biased",),
 }

@@ -57,7 +57,7 @@ def register(commands) -> None:
     bench.add_argument("--cache", help="data cache directory (default: <out>/cache)")
     bench.add_argument("--models", type=_csv, default=tuple(MODELS),
                        help=f"comma-separated subset of {','.join(MODELS)}")
-    bench.add_argument("--protocols", type=_csv, help="comma-separated: table2,biased,cold (LJ) or biased (default: all)")
+    bench.add_argument("--protocols", type=_csv, help="comma-separated: table2,biased,cold (LJ), biased,early (md17) or biased (ala2); default: all")
     bench.add_argument("--molecules", type=_csv, help="md17 only: comma-separated subset, e.g. ethanol,uracil")
     bench.add_argument("--set", type=_setting, action="append", metavar="KEY=VALUE",
                        help="change one training setting of the size (repeatable), e.g. --set steps=16000 "

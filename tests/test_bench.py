@@ -129,7 +129,8 @@ def test_ala2_data_has_free_xh_bonds():
     xh = [(i, j) for i, j in bonds if (frames.numbers[i] == 1) != (frames.numbers[j] == 1)]
     lengths = np.stack([np.linalg.norm(frames.positions[:, i] - frames.positions[:, j], axis=-1) for i, j in xh])
     assert len(xh) == 12
-    assert lengths.std(axis=1).min() > 0.005  # Å; a constrained bond holds its length to ~1e-6 Å
+    # Å; a constrained bond holds its length to ~1e-6 Å, a free one over 20 frames spreads by 0.005-0.05 Å
+    assert lengths.std(axis=1).min() > 1e-3
 
 
 def test_cache_key_and_reuse(tmp_path):

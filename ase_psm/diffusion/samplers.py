@@ -93,14 +93,16 @@ def sample_pc(
     denoise = masked_denoiser(denoise, free)
     for i in tqdm(range(len(sigmas) - 1), disable=disable, desc="pc"):
         sigma, sigma_next = sigmas[i], sigmas[i + 1]
-        if sigma_next == 0:
-            for _ in tqdm(range(final_corrector_steps), disable=disable, desc="final corrector", leave=False):
+        if sigma_next == 0:  # the last level: the optional Langevin steps, then one denoising call
+            for _ in tqdm(range(final_corrector_steps), disable=disable or not final_corrector_steps,
+                          desc="final corrector", leave=False):
                 x = langevin_step(denoise, x, sigma, snr, generator, free)
-            return denoise(x, sigma)
-        score = (denoise(x, sigma) - x) / sigma**2
-        variance = sigma**2 - sigma_next**2
-        x = x + variance * score + variance.sqrt() * _noise(x, generator, free)
-        x = langevin_step(denoise, x, sigma_next, snr, generator, free)
+            x = denoise(x, sigma)
+        else:
+            score = (denoise(x, sigma) - x) / sigma**2
+            variance = sigma**2 - sigma_next**2
+            x = x + variance * score + variance.sqrt() * _noise(x, generator, free)
+            x = langevin_step(denoise, x, sigma_next, snr, generator, free)
     return x
 
 

@@ -38,9 +38,11 @@ def test_train_sample_denoise_evaluate(lj7_file, tmp_path, capsys):
                  "--device", "cpu"]) == 0
     assert denoised.exists()
 
-    plot = tmp_path / "d.png"
+    plot = tmp_path / "d.svg"
     assert main(["evaluate", str(samples), "--reference", str(lj7_file), "--plot", str(plot)]) == 0
-    assert "dist TVD" in capsys.readouterr().out and plot.stat().st_size > 1000
+    assert "dist TVD" in capsys.readouterr().out
+    for written in (plot, tmp_path / "d_hr.svg"):  # SVG, as the suffix asks
+        assert written.read_bytes().lstrip().startswith((b"<?xml", b"<svg")), written
 
 
 def test_errors_are_reported_without_traceback(tmp_path, capsys):

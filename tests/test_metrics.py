@@ -95,3 +95,5 @@ def test_plot_distance_histograms_writes_png(tmp_path, clusters):
         {"same": clusters, "scaled": 1.2 * clusters}, clusters, tmp_path / "distances.png"
     )
     assert path.exists() and path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    svg = plot_distance_histograms({"same": clusters}, clusters, tmp_path / "distances.svg")
+    assert b"<svg" in svg.read_bytes()[:1000]  # the suffix picks the format, as every other plot does

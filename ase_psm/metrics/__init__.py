@@ -8,10 +8,10 @@ from ase_psm.metrics.distances import (
     hr_mae,
     hr_mae_by_range,
     pairwise_distances,
-    plot_distance_histograms,
     x_w2,
 )
 from ase_psm.metrics.plots import (
+    plot_distance_histograms,
     plot_energy_histograms,
     plot_grouped_bars,
     plot_hr,

@@ -7,7 +7,6 @@ metrics are translation invariant, the W2 metrics mean-centre each frame first.
 from __future__ import annotations
 
 import itertools
-from pathlib import Path
 
 import numpy as np
 
@@ -19,7 +18,6 @@ __all__ = [
     "hr_mae",
     "hr_mae_by_range",
     "pairwise_distances",
-    "plot_distance_histograms",
     "x_w2",
 ]
 
@@ -134,37 +132,3 @@ def energy_w2(e_samples: np.ndarray, e_reference: np.ndarray) -> float:
     if not (np.all(np.isfinite(a)) and np.all(np.isfinite(b))):
         raise ValueError("energies must be finite")
     return float(np.sqrt(max(float(ot.emd2_1d(a, b)), 0.0)))
-
-
-def plot_distance_histograms(
-    named_samples: dict[str, np.ndarray],
-    reference: np.ndarray,
-    path: str | Path,
-    n_bins: int = 100,
-) -> Path:
-    """Save a PNG overlaying interatomic-distance densities of each sample set on the reference.
-
-    The reference is drawn as a filled grey histogram; each label carries the set's
-    distance_tvd against the reference, and the share of its distances beyond the reference's
-    range (drawn densities are over all of a set's distances, not renormalised). Returns the
-    written path.
-    """
-    from matplotlib.figure import Figure  # Agg canvas, no global pyplot state
-
-    from .plots import step_histogram  # plots imports this module
-
-    reference_distances = pairwise_distances(reference).ravel()
-    edges = np.linspace(reference_distances.min(), reference_distances.max(), n_bins + 1)
-    figure = Figure(figsize=(6.0, 4.0), dpi=120)
-    axes = figure.add_subplot()
-    axes.hist(reference_distances, bins=edges.tolist(), density=True, color="0.75", label="reference")
-    for name, samples in named_samples.items():
-        tvd = distance_tvd(samples, reference)
-        step_histogram(axes, pairwise_distances(samples).ravel(), edges, name, f"TVD {tvd:.3f}")
-    axes.set_xlabel("interatomic distance")
-    axes.set_ylabel("density")
-    axes.legend()
-    figure.tight_layout()
-    path = Path(path)
-    figure.savefig(path, format="png")
-    return path

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ase_psm.metrics.distances import hr, hr_mae
+from ase_psm.metrics.distances import distance_tvd, hr, hr_mae, pairwise_distances
 from ase_psm.metrics.structure import (
     RAMACHANDRAN_BINS,
     ramachandran_histogram,
@@ -31,6 +31,27 @@ def _save(figure, path: str | Path) -> Path:
     figure.tight_layout()
     figure.savefig(path, format=path.suffix.lstrip(".").lower() or "png")
     return path
+
+
+def plot_distance_histograms(
+    named_samples: dict[str, np.ndarray], reference: np.ndarray, path: str | Path, n_bins: int = 100
+) -> Path:
+    """Overlay interatomic-distance densities of each sample set on the reference's.
+
+    The reference is drawn as a filled grey histogram; each label carries the set's
+    distance_tvd against the reference, and the share of its distances beyond the reference's
+    range (drawn densities are over all of a set's distances, not renormalised).
+    """
+    figure, axes = _figure()
+    reference_distances = pairwise_distances(reference).ravel()
+    edges = np.linspace(reference_distances.min(), reference_distances.max(), n_bins + 1)
+    axes.hist(reference_distances, bins=edges.tolist(), density=True, color="0.75", label="reference")
+    for name, samples in named_samples.items():
+        tvd = distance_tvd(samples, reference)
+        step_histogram(axes, pairwise_distances(samples).ravel(), edges, name, f"TVD {tvd:.3f}")
+    axes.set(xlabel="interatomic distance", ylabel="density")
+    axes.legend()
+    return _save(figure, path)
 
 
 def plot_hr(

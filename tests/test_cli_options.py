@@ -93,3 +93,19 @@ def test_every_option_of_every_command_has_help(capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["--version"])
     assert exit_info.value.code == 0 and "ase-psm" in capsys.readouterr().out
+
+
+def test_train_schedule_is_the_same_from_the_cli_and_the_api(lj7_file, tmp_path):
+    """A partial sigma range keeps the rest of the loss's default schedule (GPFF: log-normal from 0.05 Å)."""
+    from ase_psm.checkpoint import load_checkpoint
+    from ase_psm.diffusion import NoiseSchedule
+    from ase_psm.train import TrainConfig
+
+    expected = NoiseSchedule(0.05, 30.0, kind="log-normal")
+    assert TrainConfig(loss="gpff", schedule={"sigma_max": 30.0}).resolved_schedule == expected
+    assert TrainConfig(loss="dsm", schedule={"sigma_min": 0.1}).resolved_schedule == NoiseSchedule(0.1, 5.0)
+    out = tmp_path / "gpff.pt"
+    assert main(["--quiet", "train", str(lj7_file), "--out", str(out), "--loss", "gpff", "--sigma-max", "30",
+                 "--steps", "1", "--batch-size", "4", "--device", "cpu",
+                 "--model", '{"hidden_irreps": "4x0e + 2x1e", "num_layers": 1, "sh_lmax": 1}']) == 0
+    assert load_checkpoint(out)["schedule"] == expected.to_dict()

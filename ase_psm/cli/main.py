@@ -36,18 +36,14 @@ def _json_object(text: str) -> dict:
 def _train(args: argparse.Namespace) -> None:
     from ..train import train
 
-    schedule = None
-    if args.sigma_min is not None or args.sigma_max is not None:
-        schedule = {
-            "sigma_min": 0.01 if args.sigma_min is None else args.sigma_min,
-            "sigma_max": 5.0 if args.sigma_max is None else args.sigma_max,
-        }
+    # only what was given: TrainConfig fills in the rest from the loss's default schedule
+    schedule = {k: v for k, v in dict(sigma_min=args.sigma_min, sigma_max=args.sigma_max).items() if v is not None}
     read_options = {k: v for k, v in dict(topology=args.topology, energy_unit=args.energy_unit).items() if v}
     path = train(
         args.data, args.out, progress=not args.quiet, loss=args.loss, temperature=args.temperature, kT=args.kT, steps=args.steps,
         batch_size=args.batch_size, learning_rate=args.lr, seed=args.seed, first=args.first,
         stride=args.stride, fraction=args.fraction, val_fraction=args.val_fraction, device=args.device,
-        sigma_conditioned=False if args.time_step_free else None, schedule=schedule,
+        sigma_conditioned=False if args.time_step_free else None, schedule=schedule or None,
         resume=args.resume, read_options=read_options, loss_weighting=args.loss_weighting,
         force_crossover_t=args.force_crossover, val_every=args.val_every, ddp=args.ddp,
         model=args.model, atom_types=args.atom_types,
@@ -227,8 +223,8 @@ def build_parser() -> argparse.ArgumentParser:
                             "the bond graph in the training atom order (e.g. for seeding OpenMM)")
     train.add_argument("--model", type=_json_object, default={},
                        help='network settings as JSON, e.g. \'{"hidden_irreps": "8x0e + 4x1e", "num_layers": 2}\'')
-    train.add_argument("--sigma-min", type=float, help="smallest training noise level, Å (default 0.01)")
-    train.add_argument("--sigma-max", type=float, help="largest training noise level, Å (default 5)")
+    train.add_argument("--sigma-min", type=float, help="smallest training noise level, Å (default 0.01; 0.05 for gpff)")
+    train.add_argument("--sigma-max", type=float, help="largest training noise level, Å (default 5; 30 for gpff)")
     train.add_argument("--time-step-free", action="store_true", help="no noise-level input (GPFF)")
     train.add_argument("--topology", help="topology file for DCD/XTC frames")
     train.add_argument("--energy-unit", help="energy unit of NPZ files, e.g. kcal/mol")

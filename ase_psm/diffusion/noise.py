@@ -29,7 +29,7 @@ class NoiseSchedule:
         if not 0 < self.sigma_min < self.sigma_max:
             raise ValueError(
                 f"need 0 < sigma_min < sigma_max (Å), got {self.sigma_min} and {self.sigma_max}: "
-                "swap them, or leave sigma_min/sigma_max out for the default 0.01-5 Å"
+                "swap them, or leave sigma_min/sigma_max out for the default range"
             )
         if self.kind not in ("log-uniform", "log-normal"):
             raise ValueError(f"schedule kind must be 'log-uniform' or 'log-normal', got {self.kind!r}")

@@ -12,6 +12,13 @@ from ..model import ModelConfig
 #: Choices of TrainConfig.atom_types.
 ATOM_TYPES = ("element", "graph")
 
+
+def default_schedule(loss: str) -> NoiseSchedule:
+    """The noise schedule a loss trains with unless told otherwise: GPFF's log-normal sigma in [0.05, 30] Å
+    for ``gpff``, the PSM paper's log-uniform sigma in [0.01, 5] Å for the others."""
+    return NoiseSchedule(0.05, 30.0, kind="log-normal") if loss == "gpff" else NoiseSchedule(0.01, 5.0)
+
+
 @dataclass
 class TrainConfig:
     """How to train a pseudo-force network on frames of one system.
@@ -47,7 +54,8 @@ class TrainConfig:
     sigma_conditioned: bool | None = None
     """None: True for the paper's losses, False for ``gpff``."""
     schedule: NoiseSchedule | None = None
-    """None: sigma in [0.01, 5] Å log-uniform, or GPFF's log-normal in [0.05, 30] Å for ``gpff``."""
+    """None: the loss's default (:func:`default_schedule`); a dict of some :class:`NoiseSchedule` fields,
+    e.g. ``{"sigma_max": 30.0}``, changes only those fields of that default."""
     atom_types: str = "element"
     """How the network tells atoms apart: ``"element"`` (any structure of the elements seen), or
     ``"graph"`` for data of one molecule: each atom also gets its class in the first frame's covalent
@@ -61,6 +69,10 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.loss not in LOSSES:
             raise ValueError(f"unknown loss {self.loss!r}; choose one of {', '.join(LOSSES)}")
+        if self.schedule is None:
+            self.schedule = default_schedule(self.loss)
+        elif isinstance(self.schedule, dict):
+            self.schedule = NoiseSchedule(**{**default_schedule(self.loss).to_dict(), **self.schedule})
         if self.temperature is not None and self.kT is not None:
             raise ValueError("give either temperature (K) or kT (energy units), not both")
         if self.temperature is not None and not 0 < self.temperature < math.inf:
@@ -81,8 +93,6 @@ class TrainConfig:
         for name in ("steps", "batch_size", "val_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
-        if isinstance(self.schedule, dict):
-            self.schedule = NoiseSchedule(**self.schedule)
         if self.atom_types not in ATOM_TYPES:
             raise ValueError(f"unknown atom_types {self.atom_types!r}; choose one of {', '.join(ATOM_TYPES)}")
         if self.sigma_conditioned is None:
@@ -102,12 +112,6 @@ class TrainConfig:
                 raise ValueError(
                     f"force_crossover_t must be a number or 'thermal', got {self.force_crossover_t!r}"
                 ) from None
-        if self.schedule is None:
-            self.schedule = (
-                NoiseSchedule(0.05, 30.0, kind="log-normal")
-                if self.loss == "gpff"
-                else NoiseSchedule(0.01, 5.0)
-            )
 
     @property
     def resolved_kT(self) -> float | None:

@@ -7,6 +7,6 @@ __version__ = "0.1.0"
 
 from .ase import PseudoForceDenoiser, PSMCalculator
 from .generate import sample
-from .train import TrainConfig, train
+from .train import TrainConfig, train, train_molecules
 
-__all__ = ["PSMCalculator", "PseudoForceDenoiser", "TrainConfig", "__version__", "sample", "train"]
+__all__ = ["PSMCalculator", "PseudoForceDenoiser", "TrainConfig", "__version__", "sample", "train", "train_molecules"]

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import csv
+import importlib
 import pickle
+import re
 
 import ase
 import numpy as np
@@ -17,6 +19,8 @@ from ase_psm.diffusion import NoiseSchedule
 from ase_psm.model import ModelConfig, PseudoForceNet
 from ase_psm.train import TrainConfig, train
 from ase_psm.train.trainer import last_checkpoint_path, validation_loss
+
+pytestmark = pytest.mark.mindeps  # CI also runs these against the oldest declared dependencies
 
 SETTINGS = dict(
     kT=1.0, batch_size=16, schedule=dict(sigma_min=0.01, sigma_max=3.0), model=TINY_MODEL,
@@ -172,7 +176,9 @@ def test_one_molecule_graph_conditioned_network_carries_its_bonds(tmp_path):
     atoms.calc = PSMCalculator(path, device="cpu")
     assert np.allclose(atoms.get_forces(), own[0].numpy(), atol=1e-5)
     assert len(sample(path, atoms, 2, sampler="direct", steps=2, device="cpu", on_invalid="keep")) == 2
-    with pytest.raises(ValueError, match="needs atom_types='graph'"):
+    with pytest.raises(ValueError, match="needs atom_types='graph'") as refusal:
         train(frames, tmp_path / "element.pt", loss="gpff", steps=1, model=dict(graph_conditioned=True), progress=False)
+    suggested = re.search(r"use ase_psm\.(\w+)", str(refusal.value)).group(1)  # the function it names exists
+    assert callable(getattr(importlib.import_module("ase_psm"), suggested, None))
     with pytest.raises(ValueError, match="site_bonds .* need site_numbers"):
         PseudoForceNet(ModelConfig(species=[1, 6], graph_conditioned=True, site_bonds=[[0, 1]]))

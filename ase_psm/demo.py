@@ -51,10 +51,11 @@ def load_lj13_data() -> dict[str, np.ndarray]:
 
 
 def run_lj13_demo(
-    out: Path, n_samples: int = 200, retrain_steps: int = 0, seed: int = 0, sample_steps: int = DEFAULT_SAMPLE_STEPS
+    out: Path, n_samples: int = 200, retrain_steps: int = 0, seed: int = 0, sample_steps: int = DEFAULT_SAMPLE_STEPS,
+    progress: bool = True,
 ) -> list[dict]:
     """Sample both models (``pc`` with ``sample_steps`` noise levels), print a table and save
-    ``lj13_distances.png``; returns the table rows."""
+    ``lj13_distances.png``; returns the table rows. ``progress``: show training and sampling progress bars."""
     out.mkdir(parents=True, exist_ok=True)
     data = load_lj13_data()
     reference = data["reference"]
@@ -66,7 +67,7 @@ def run_lj13_demo(
         frames = Frames(np.full(13, ARGON), data["biased"], forces=data["biased_forces"])
         for name, (stem, settings) in MODELS.items():
             checkpoints[name] = train(frames, out / f"lj13_{stem}.pt", steps=retrain_steps, seed=seed,
-                                      **settings, **DEMO_TRAINING)
+                                      progress=progress, **settings, **DEMO_TRAINING)
 
     rows = [_row("training data (biased)", data["biased"], reference, None)]
     named = {"training data": data["biased"]}
@@ -75,7 +76,7 @@ def run_lj13_demo(
         structures = cast(  # without return_report, sample returns the list of structures
             list[ase.Atoms],
             sample(checkpoint, ase.Atoms(numbers=[ARGON] * 13), n=n_samples, seed=seed, device="cpu",
-                   sampler=SAMPLER, steps=sample_steps),
+                   sampler=SAMPLER, steps=sample_steps, progress=progress),
         )
         seconds = time.perf_counter() - started
         positions = np.stack([atoms.positions for atoms in structures])

@@ -109,3 +109,26 @@ def test_train_schedule_is_the_same_from_the_cli_and_the_api(lj7_file, tmp_path)
                  "--steps", "1", "--batch-size", "4", "--device", "cpu",
                  "--model", '{"hidden_irreps": "4x0e + 2x1e", "num_layers": 1, "sh_lmax": 1}']) == 0
     assert load_checkpoint(out)["schedule"] == expected.to_dict()
+
+
+def test_quiet_silences_every_progress_bar(tmp_path, capfd):
+    """Each command shows progress bars, and none with --quiet (tqdm bars end in '%|...' and redraw with '\\r')."""
+    import ase
+    import ase.io
+
+    from ase_psm.demo import load_lj13_data
+
+    template = tmp_path / "lj13.xyz"
+    ase.io.write(template, ase.Atoms("Ar13", positions=load_lj13_data()["reference"][0]))
+    commands = [
+        ["demo", "--n", "4", "--sample-steps", "10", "--out", str(tmp_path / "demo")],
+        ["sample", "lj13", "--template", str(template), "--n", "2", "--steps", "2", "--device", "cpu",
+         "--on-invalid", "keep", "--out", str(tmp_path / "samples.extxyz")],
+        ["denoise", "lj13", str(template), "--steps", "2", "--device", "cpu", "--out", str(tmp_path / "d.xyz")],
+    ]
+    for command in commands:
+        for quiet in (False, True):
+            assert main(["--quiet", *command] if quiet else command) == 0
+            out, err = capfd.readouterr()
+            shown = "%|" in out + err or "\r" in out + err or "Step" in out  # bars, or the denoiser's step log
+            assert shown != quiet, f"ase-psm {'--quiet ' if quiet else ''}{command[0]}: {(out + err)[-300:]!r}"

@@ -179,7 +179,7 @@ def _demo(args: argparse.Namespace) -> None:
     from ..demo import run_lj13_demo
 
     run_lj13_demo(out=Path(args.out), n_samples=args.n, retrain_steps=args.train_steps, seed=args.seed,
-                  sample_steps=args.sample_steps)
+                  sample_steps=args.sample_steps, progress=not args.quiet)
 
 
 def build_parser() -> argparse.ArgumentParser:

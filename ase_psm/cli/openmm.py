@@ -37,7 +37,7 @@ def _seed_openmm(args: argparse.Namespace) -> None:
     )
     report = seed_simulations(
         args.checkpoint, system, pdb.topology, pdb.positions, n=args.n, out=args.out, settings=settings,
-        sampler=args.sampler, sample_steps=args.sample_steps,
+        sampler=args.sampler, sample_steps=args.sample_steps, progress=not args.quiet,
     )
     for rejection in report.rejected:
         print(f"rejected structure {rejection.index}: {rejection.category}: {rejection.reason}")

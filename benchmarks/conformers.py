@@ -6,10 +6,13 @@ split (by SMILES, seeded) into training and held-out test molecules. One GPFF ne
 on all training molecules (:func:`ase_psm.train.multi.train_molecules`), conditioned on each
 molecule's bond graph (``--no-graph``: on its elements only, as GPFF on QM9), then each test molecule
 is generated from a Gaussian prior with :func:`ase_psm.sample` (``adaptive``: steps = the maximum
-NFE; ``direct``: steps = NFE) and judged by :func:`ase_psm.data.molecules.perceive`:
+NFE; ``direct``: steps = NFE) and judged:
 
-- validity: bonds perceived from the coordinates give a valid, connected, neutral molecule;
-- graph recovery: its canonical SMILES equals the reference conformer's, without and with stereo.
+- validity (:func:`ase_psm.data.molecules.perceive`): bonds and bond orders perceived from the
+  coordinates give a valid, connected, neutral molecule;
+- graph recovery (:func:`ase_psm.data.molecules.match_smiles`): the bonds perceived from the
+  coordinates form the reference's graph; graph + stereo recovery: also every stereo element of the
+  reference conformer has its configuration.
 
 Editing: half of the heavy atoms (the first in SMILES order, with their hydrogens) are held by
 FixAtoms and the rest is regenerated from noise around the template.
@@ -43,7 +46,14 @@ from ase.constraints import FixAtoms
 
 from ase_psm import sample
 from ase_psm.checkpoint import load_model
-from ase_psm.data.molecules import embed, filter_smiles, graph_smiles, nci_smiles_path, perceive, read_smiles
+from ase_psm.data.molecules import (
+    embed,
+    filter_smiles,
+    match_smiles,
+    nci_smiles_path,
+    perceive,
+    read_smiles,
+)
 from ase_psm.data.topology import molecule_bonds
 from ase_psm.diffusion import pair_noise_by_element
 from ase_psm.model import PseudoForceNet, topology_classes
@@ -120,14 +130,13 @@ def force_errors(checkpoint: Path, molecules: list[ase.Atoms], seed: int, draws:
 
 
 def judge(structures: list[ase.Atoms], reference: str) -> tuple[int, int, int]:
-    """(valid, graph recovered, graph and stereo recovered) counts."""
+    """(valid, graph recovered, graph and stereo recovered) counts against the SMILES ``reference``."""
     valid = graph = recovered = 0
-    reference_graph = graph_smiles(reference)
     for atoms in structures:
-        ok, smiles = perceive(atoms)
-        valid += ok
-        graph += ok and graph_smiles(smiles) == reference_graph
-        recovered += ok and smiles == reference
+        same_graph, same_stereo = match_smiles(atoms, reference)
+        valid += perceive(atoms)[0]
+        graph += same_graph
+        recovered += same_stereo
     return valid, graph, recovered
 
 

@@ -6,8 +6,8 @@ O, F, S, Cl; up to 12 heavy atoms in training) that reads the molecular graph. N
 
 1. ``sample``: a batch of conformers from Gaussian noise in a few network calls;
 2. ASE: the same model as a calculator, relaxing one noised structure with PseudoForceDenoiser;
-3. a check a chemist would make: each conformer's bonds perceived back from its coordinates, and
-   its heavy-atom RMSD to the MMFF94 minimum it relaxes into.
+3. a check a chemist would make: each conformer's bonds perceived back from its coordinates (a valid
+   molecule; the input's graph and stereo), and its heavy-atom RMSD to the MMFF94 minimum it relaxes into.
 
     python examples/conformers_from_smiles.py                          # aspirin, seconds
     python examples/conformers_from_smiles.py --smiles "CC(C)Cc1ccc(cc1)C(C)C(=O)O" --n 32
@@ -21,7 +21,7 @@ import ase.io
 import numpy as np
 
 from ase_psm import PseudoForceDenoiser, PSMCalculator, sample
-from ase_psm.data.molecules import graph_smiles, molecule_template, perceive
+from ase_psm.data.molecules import match_smiles, molecule_template, perceive
 
 
 def mmff_rmsd(smiles: str, atoms: ase.Atoms) -> float | None:
@@ -74,11 +74,11 @@ def main() -> None:
     valid = same_graph = same_stereo = 0
     rmsds = []
     for structure in structures:
-        ok, smiles = perceive(structure)
-        valid += ok
-        same_graph += ok and graph_smiles(smiles) == graph_smiles(reference)
-        same_stereo += ok and smiles == reference
-        rmsd = mmff_rmsd(args.smiles, structure) if ok else None
+        graph, stereo = match_smiles(structure, reference)
+        valid += perceive(structure)[0]
+        same_graph += graph
+        same_stereo += stereo
+        rmsd = mmff_rmsd(args.smiles, structure) if graph else None
         if rmsd is not None:
             rmsds.append(rmsd)
     total = len(structures)

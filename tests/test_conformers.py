@@ -16,8 +16,10 @@ pytest.importorskip("rdkit")
 from ase.constraints import FixAtoms
 
 from ase_psm import sample
-from ase_psm.data.molecules import embed, filter_smiles, perceive
+from ase_psm.data.molecules import embed, filter_smiles, match_smiles, molecule_template, perceive
 from ase_psm.train.multi import train_molecules
+
+pytestmark = pytest.mark.mindeps  # CI also runs these against the oldest declared dependencies
 
 BENCHMARK = Path(__file__).resolve().parents[1] / "benchmarks" / "conformers.py"
 
@@ -59,6 +61,47 @@ def test_perceive_non_finite_and_clash():
     squashed = atoms.copy()
     squashed.positions *= 0.3
     assert not perceive(squashed)[0]
+
+
+# drugs whose groups RDKit's bond-order perception reads as another tautomer or as charge-separated
+TAUTOMER_AND_CHARGE_DRUGS = {
+    "metformin (biguanide)": "CN(C)C(=N)N=C(N)N",
+    "cimetidine (cyanoguanidine)": "CC1=C(N=CN1)CSCCNC(=NC)NC#N",
+    "L-arginine (guanidine, carboxylic acid)": "N=C(N)NCCC[C@H](N)C(=O)O",
+    "benzamidine (amidine)": "NC(=N)c1ccccc1",
+    "valproate (carboxylate)": "CCCC(CCC)C(=O)[O-]",
+    "metronidazole (nitro)": "Cc1ncc(n1CCO)[N+](=O)[O-]",
+    "nifedipine (nitro)": "CC1=C(C(C(=C(N1)C)C(=O)OC)c2ccccc2[N+](=O)[O-])C(=O)OC",
+}
+
+
+@pytest.mark.parametrize("smiles", TAUTOMER_AND_CHARGE_DRUGS.values(), ids=TAUTOMER_AND_CHARGE_DRUGS.keys())
+def test_templates_of_drugs_are_judged_by_their_graph_not_perceived_bond_orders(smiles):
+    template = molecule_template(smiles)  # metformin raised "could not embed" when perception was the judge
+    assert match_smiles(template, smiles) == (True, True)
+    assert match_smiles(template, template.info["reference_smiles"]) == (True, True)
+    shuffled = template[np.random.default_rng(0).permutation(len(template))]
+    assert match_smiles(shuffled, smiles) == (True, True)  # any atom order
+    hydrogen = int(np.flatnonzero(template.numbers == 1)[0])
+    moved = template.copy()  # a hydrogen on another heavy atom: another tautomer, another graph
+    heavy = np.flatnonzero(template.numbers > 1)
+    farthest = heavy[np.argmax(template.get_distances(hydrogen, heavy))]
+    moved.positions[hydrogen] = template.positions[farthest] + [0.0, 0.0, 1.05]
+    assert match_smiles(moved, smiles)[0] is False
+
+
+def test_match_smiles_checks_the_stereo_the_smiles_gives():
+    menthol = "CC(C)[C@@H]1CC[C@@H](C)C[C@H]1O"
+    mirrored = molecule_template(menthol)
+    mirrored.positions[:, 0] *= -1
+    assert match_smiles(mirrored, menthol) == (True, False)
+    assert match_smiles(mirrored, "CC(C)C1CCC(C)CC1O") == (True, True)  # no stereo asked
+    z_alkene = molecule_template("C/C=C\\c1ccccc1")
+    assert match_smiles(z_alkene, "C/C=C/c1ccccc1") == (True, False)
+    assert match_smiles(z_alkene, "C/C=C\\c1ccccc1") == (True, True)
+    assert match_smiles(z_alkene, "CC=Cc1ccccc1N") == (False, False)  # another atom count
+    with pytest.raises(ValueError, match="cannot read the SMILES"):
+        match_smiles(z_alkene, "C1CC")
 
 
 def test_filter_smiles():
@@ -236,3 +279,4 @@ def test_cis_trans_of_double_bonds_is_found_and_checked():
     assert "double_bonds" not in _checks(model, trans, None, "auto", "keep")
     del trans.info["bond_orders"]
     assert "double_bonds" not in _checks(model, trans, None, "auto", "mirror")
+

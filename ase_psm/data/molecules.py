@@ -1,13 +1,15 @@
 """Drug-like molecules for conformer generation: SMILES -> ase.Atoms conformers, and bond perception.
 
 Needs RDKit (``pip install "ase-psm[molecules]"``). Reference conformers come from ETKDG
-(v3) embedding followed by an MMFF94 optimisation. :func:`perceive` reads bonds back from
-bare coordinates (RDKit ``rdDetermineBonds``, total charge 0) and returns the canonical SMILES
-with stereo (assigned from 3D), which is how generated conformers are judged:
+(v3) embedding followed by an MMFF94 optimisation. Generated conformers are judged two ways:
 
-- *valid*: bonds and bond orders can be assigned, the molecule sanitizes and is one fragment;
-- *graph recovery*: the perceived SMILES equals the reference's (same graph and stereo), or, without
-  stereo, the bare graphs (:func:`graph_smiles`) are equal.
+- *valid* (:func:`perceive`): RDKit ``rdDetermineBonds`` assigns bonds and bond orders (total
+  charge 0) to the bare coordinates, the molecule sanitizes, is one fragment and neutral;
+- *the input's molecule* (:func:`match_smiles`): the bonds perceived from the coordinates (covalent
+  radii) form the SMILES's graph, and, with the SMILES's own bond orders and charges, every stereo
+  element the SMILES specifies has its configuration in 3D. Bond orders are never re-perceived here,
+  so tautomers that perception prefers (guanidines, amidines) and charged groups (nitro,
+  carboxylate) are judged as the SMILES gives them.
 """
 
 from __future__ import annotations
@@ -83,9 +85,9 @@ def embed(smiles: str, n_conformers: int = 1, seed: int = 0, mmff: bool = True) 
 
     Each Atoms has ``info["smiles"]`` (the input), ``info["bonds"]`` ((n_bonds, 2) atom indices of
     the molecular graph, hydrogens included), ``info["bond_orders"]`` (1, 1.5, 2 or 3 per bond) and
-    ``info["reference_smiles"]``: what
-    :func:`perceive` reads from that conformer (canonical, stereo from 3D). Conformers whose
-    perceived SMILES differs from the input's graph are dropped; an empty list when none embed.
+    ``info["reference_smiles"]``: the input's canonical SMILES with every stereo element of that
+    conformer (from 3D). Conformers that are not the input's molecule (:func:`match_smiles`: other
+    bonds, or other stereo where the SMILES gives it) are dropped; an empty list when none embed.
     """
     Chem = _rdkit()
     from rdkit.Chem import rdDistGeom, rdForceFieldHelpers
@@ -101,7 +103,6 @@ def embed(smiles: str, n_conformers: int = 1, seed: int = 0, mmff: bool = True) 
         return []
     if mmff and rdForceFieldHelpers.MMFFHasAllMoleculeParams(mol):
         rdForceFieldHelpers.MMFFOptimizeMoleculeConfs(mol, maxIters=2000)
-    graph = _graph_smiles(Chem, Chem.MolFromSmiles(smiles))
     numbers = np.array([atom.GetAtomicNum() for atom in mol.GetAtoms()])
     bonds = np.array([(b.GetBeginAtomIdx(), b.GetEndAtomIdx()) for b in mol.GetBonds()], dtype=np.int64)
     orders = np.array([b.GetBondTypeAsDouble() for b in mol.GetBonds()])
@@ -109,12 +110,92 @@ def embed(smiles: str, n_conformers: int = 1, seed: int = 0, mmff: bool = True) 
     for conformer_id in conformer_ids:
         positions = mol.GetConformer(conformer_id).GetPositions()
         atoms = ase.Atoms(numbers=numbers, positions=positions - positions.mean(axis=0))
-        valid, perceived = perceive(atoms)
-        if not valid or graph_smiles(perceived) != graph:
+        if not match_smiles(atoms, smiles)[1]:
             continue
-        atoms.info.update(smiles=smiles, bonds=bonds.copy(), bond_orders=orders.copy(), reference_smiles=perceived)
+        stereo = Chem.MolToSmiles(Chem.RemoveHs(_with_stereo_from_3d(Chem, mol, positions)))
+        atoms.info.update(smiles=smiles, bonds=bonds.copy(), bond_orders=orders.copy(), reference_smiles=stereo)
         structures.append(atoms)
     return structures
+
+
+def match_smiles(atoms: ase.Atoms, smiles: str) -> tuple[bool, bool]:
+    """(same graph, same graph and stereo): whether ``atoms`` (any atom order) is the molecule ``smiles``.
+
+    Graph: the bonds perceived from the coordinates (covalent radii, RDKit ``DetermineConnectivity``)
+    form the SMILES's molecular graph, hydrogens included, atoms matched by element. Stereo: read from
+    3D with the SMILES's bond orders and charges, every stereocentre and double bond that the SMILES
+    specifies has that configuration (unspecified ones may be either).
+    """
+    Chem = _rdkit()
+    from rdkit.Chem import rdDetermineBonds
+
+    reference = Chem.MolFromSmiles(smiles)
+    if reference is None:
+        raise ValueError(f"RDKit cannot read the SMILES {smiles!r}: check its syntax")
+    reference = Chem.AddHs(reference)
+    positions = np.asarray(atoms.positions, dtype=float)
+    if len(atoms) != reference.GetNumAtoms() or not np.all(np.isfinite(positions)):
+        return False, False
+    found = _bare_molecule(Chem, atoms.numbers, positions)
+    try:
+        rdDetermineBonds.DetermineConnectivity(found)
+    except Exception:  # noqa: BLE001 (RDKit raises ValueError, RuntimeError and its own types)
+        return False, False
+    if found.GetNumBonds() != reference.GetNumBonds():
+        return False, False
+    order = found.GetSubstructMatch(_skeleton(Chem, reference))  # same atom and bond counts: an isomorphism
+    if not order:
+        return False, False
+    found_labels = _cip_labels(_with_stereo_from_3d(Chem, reference, positions[list(order)]))
+    return True, all(found_labels.get(key) == label for key, label in _cip_labels(reference).items())
+
+
+def _cip_labels(mol) -> dict[tuple[str, int], str]:
+    """CIP labels (R/S of atoms, E/Z of double bonds) of ``mol``'s specified stereo elements, by index."""
+    from rdkit.Chem import rdCIPLabeler
+
+    rdCIPLabeler.AssignCIPLabels(mol)
+    labels = {("atom", a.GetIdx()): a.GetProp("_CIPCode") for a in mol.GetAtoms() if a.HasProp("_CIPCode")}
+    labels.update({("bond", b.GetIdx()): b.GetProp("_CIPCode") for b in mol.GetBonds() if b.HasProp("_CIPCode")})
+    return labels
+
+
+def _bare_molecule(Chem, numbers: np.ndarray, positions: np.ndarray):
+    """An RDKit molecule of these atoms and coordinates (Å), without bonds."""
+    mol = Chem.RWMol()
+    conformer = Chem.Conformer(len(numbers))
+    for index, (number, xyz) in enumerate(zip(numbers, positions)):
+        mol.AddAtom(Chem.Atom(int(number)))
+        conformer.SetAtomPosition(index, [float(v) for v in xyz])
+    mol.AddConformer(conformer, assignId=True)
+    return mol
+
+
+def _skeleton(Chem, mol):
+    """``mol`` with every bond single and no charges or aromaticity: its graph, to match perceived bonds."""
+    skeleton = Chem.RWMol(mol)
+    for bond in skeleton.GetBonds():
+        bond.SetBondType(Chem.BondType.SINGLE)
+        bond.SetIsAromatic(False)
+    for atom in skeleton.GetAtoms():
+        atom.SetFormalCharge(0)
+        atom.SetIsAromatic(False)
+        atom.SetNoImplicit(True)
+        atom.SetNumExplicitHs(0)
+    skeleton.UpdatePropertyCache(strict=False)
+    return skeleton
+
+
+def _with_stereo_from_3d(Chem, mol, positions: np.ndarray):
+    """A copy of ``mol`` (hydrogens explicit) at ``positions`` (its atom order, Å), stereo assigned from 3D."""
+    placed = Chem.Mol(mol)
+    placed.RemoveAllConformers()
+    conformer = Chem.Conformer(placed.GetNumAtoms())
+    for index, xyz in enumerate(positions):
+        conformer.SetAtomPosition(index, [float(v) for v in xyz])
+    placed.AddConformer(conformer, assignId=True)
+    Chem.AssignStereochemistryFrom3D(placed)
+    return placed
 
 
 def graph_smiles(smiles: str | None) -> str | None:
@@ -162,12 +243,7 @@ def perceive(atoms: ase.Atoms, charge: int = 0) -> tuple[bool, str | None]:
     positions = np.asarray(atoms.positions, dtype=float)
     if not np.all(np.isfinite(positions)):
         return False, None
-    mol = Chem.RWMol()
-    conformer = Chem.Conformer(len(atoms))
-    for index, (number, xyz) in enumerate(zip(atoms.numbers, positions)):
-        mol.AddAtom(Chem.Atom(int(number)))
-        conformer.SetAtomPosition(index, [float(v) for v in xyz])
-    mol.AddConformer(conformer, assignId=True)
+    mol = _bare_molecule(Chem, atoms.numbers, positions)
     try:
         rdDetermineBonds.DetermineConnectivity(mol)
         if len(Chem.GetMolFrags(mol)) != 1:

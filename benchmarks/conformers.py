@@ -12,7 +12,7 @@ NFE; ``direct``: steps = NFE) and judged:
   coordinates give a valid, connected, neutral molecule;
 - graph recovery (:func:`ase_psm.data.molecules.match_smiles`): the bonds perceived from the
   coordinates form the reference's graph; graph + stereo recovery: also every stereo element of the
-  reference conformer has its configuration.
+  reference conformer (``--set drugs``: every one the input SMILES gives) has its configuration.
 
 Editing: half of the heavy atoms (the first in SMILES order, with their hydrogens) are held by
 FixAtoms and the rest is regenerated from noise around the template.
@@ -21,11 +21,17 @@ FixAtoms and the rest is regenerated from noise around the template.
     nice python benchmarks/conformers.py --size cpu --out runs/conformers_cpu
     python benchmarks/conformers.py --size cpu --memorise 10 --time-limit 330 --out runs/memorise10
     python benchmarks/conformers.py --summarise runs/conformers_s0 runs/conformers_s1   # one table of seeds
+    python benchmarks/conformers.py --set drugs --nfe 6 16 --out runs/conformers_drugs  # shipped model, ten drugs
 
 Every run also reports the relative pseudo-force error |f - f*| / |f*| of the trained network at
 several noise levels on its training and test molecules (``force_errors``). ``--memorise N`` trains
 on N molecules (one conformer each) and generates those same molecules (3 samples each, adaptive
 sampler): a fitting check that separates underfitting from failing to generalise.
+
+``--set drugs`` trains nothing: it generates ``--samples`` conformers of each of ten well-known drugs
+(``DRUGS``) with a trained model (``--checkpoint``, default the shipped ``conformers``), ``direct``
+sampler at each ``--nfe``, as ``sample(checkpoint, molecule_template(smiles), n, ...)`` does, and
+times RDKit's ETKDG making as many conformers of each.
 """
 
 from __future__ import annotations
@@ -50,6 +56,7 @@ from ase_psm.data.molecules import (
     embed,
     filter_smiles,
     match_smiles,
+    molecule_template,
     nci_smiles_path,
     perceive,
     read_smiles,
@@ -77,6 +84,19 @@ PRIOR_SIGMA = MOLECULE_SCHEDULE.sigma_max
 """Width (Å) of the Gaussian prior and of the noise on regenerated atoms: the top of the training range."""
 STRUCTURE_SIGMA = 1.0
 """Noise (Å) on the reference conformer for the structural-prior row."""
+DRUGS = {
+    "ibuprofen": "CC(C)Cc1ccc(cc1)C(C)C(=O)O",
+    "caffeine": "Cn1cnc2c1c(=O)n(C)c(=O)n2C",
+    "nicotine": "CN1CCC[C@H]1c1cccnc1",
+    "diazepam": "CN1C(=O)CN=C(c2ccccc2)c2cc(Cl)ccc21",
+    "atenolol": "CC(C)NCC(O)COc1ccc(CC(N)=O)cc1",
+    "lidocaine": "CCN(CC)CC(=O)Nc1c(C)cccc1C",
+    "metformin": "CN(C)C(=N)N=C(N)N",
+    "salbutamol": "CC(C)(C)NCC(O)c1ccc(O)c(CO)c1",
+    "benzocaine": "CCOC(=O)c1ccc(N)cc1",
+    "menthol": "CC(C)[C@@H]1CC[C@@H](C)C[C@H]1O",
+}
+"""The ``--set drugs`` molecules (stereo as marketed where it is one enantiomer: (S)-nicotine, (-)-menthol)."""
 
 
 def prepare(size: dict, seed: int) -> tuple[list[ase.Atoms], list[ase.Atoms]]:
@@ -138,6 +158,60 @@ def judge(structures: list[ase.Atoms], reference: str) -> tuple[int, int, int]:
         graph += same_graph
         recovered += same_stereo
     return valid, graph, recovered
+
+
+def drug_rows(checkpoint: str, nfes: list[int], n: int, seed: int) -> list[dict]:
+    """Per drug and NFE: ``n`` ``direct`` conformers judged against the input SMILES, with the wall time of
+    the ``sample`` call (checkpoint loading included) and of ETKDG embedding ``n`` conformers."""
+    from rdkit import Chem
+    from rdkit.Chem import rdDistGeom
+
+    sample(checkpoint, molecule_template(DRUGS["caffeine"]), 1, sampler="direct", steps=1, progress=False,
+           device="cpu", on_invalid="keep")  # warm-up: first-call costs are not the model's
+    rows = []
+    for name, smiles in DRUGS.items():
+        template = molecule_template(smiles, seed=seed)
+        started = time.perf_counter()
+        params = rdDistGeom.ETKDGv3()
+        params.randomSeed = seed  # type: ignore[assignment]
+        rdDistGeom.EmbedMultipleConfs(Chem.AddHs(Chem.MolFromSmiles(smiles)), numConfs=n, params=params)
+        etkdg_s = time.perf_counter() - started
+        for nfe in nfes:
+            started = time.perf_counter()
+            structures = sample(checkpoint, template, n, sampler="direct", steps=nfe, seed=seed, progress=False,
+                                device="cpu", on_invalid="keep")
+            sample_s = time.perf_counter() - started
+            valid, graph, recovered = judge(structures, smiles)
+            row = dict(molecule=name, smiles=smiles, atoms=len(template), nfe=nfe, n=n, valid=valid, graph=graph,
+                       recovered=recovered, sample_s=sample_s, etkdg_s=etkdg_s)
+            print(json.dumps(row), flush=True)
+            rows.append(row)
+    return rows
+
+
+def drugs_table(rows: list[dict]) -> str:
+    """Markdown: one line per drug (counts at each NFE), then the totals."""
+    nfes = sorted({row["nfe"] for row in rows})
+    header = "| drug | atoms | " + " | ".join(f"valid / graph / + stereo at {nfe} NFE" for nfe in nfes)
+    lines = [header + " | ETKDG (s) | ase-psm (s) at " + " / ".join(map(str, nfes)) + " NFE |",
+             "|---|---:|" + "---|" * len(nfes) + "---:|---:|"]
+    for name in DRUGS:
+        mine = {row["nfe"]: row for row in rows if row["molecule"] == name}
+        if not mine:
+            continue
+        first = mine[nfes[0]]
+        counts = " | ".join(f"{mine[k]['valid']} / {mine[k]['graph']} / {mine[k]['recovered']} of {first['n']}"
+                            for k in nfes)
+        times = " / ".join(f"{mine[k]['sample_s']:.2f}" for k in nfes)
+        lines.append(f"| {name} | {first['atoms']} | {counts} | {first['etkdg_s']:.2f} | {times} |")
+    totals = []
+    for nfe in nfes:
+        chosen = [row for row in rows if row["nfe"] == nfe]
+        total = sum(row["n"] for row in chosen)
+        totals.append(" / ".join(f"{100 * sum(row[key] for row in chosen) / total:.0f} %"
+                                 for key in ("valid", "graph", "recovered")))
+    lines.append("| all | | " + " | ".join(totals) + " | | |")
+    return "\n".join(lines)
 
 
 def edit_template(atoms: ase.Atoms) -> ase.Atoms:
@@ -244,12 +318,19 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--progress", action="store_true")
     parser.add_argument("--summarise", nargs="+", metavar="OUT",
                         help="print one table of these finished runs' results.json (e.g. three seeds) and stop")
+    parser.add_argument("--set", choices=("nci", "drugs"), default="nci", dest="molecule_set",
+                        help="nci: train and test on NCI molecules; drugs: test a trained model (--checkpoint, "
+                        "default the shipped 'conformers') on ten well-known drugs")
+    parser.add_argument("--nfe", type=int, nargs="+", default=[6, 16], help="--set drugs: network calls per conformer")
+    parser.add_argument("--samples", type=int, default=16, help="--set drugs: conformers per drug and NFE")
     args = parser.parse_args(argv)
     if args.summarise:
         runs = [json.loads((Path(out) / "results.json").read_text()) for out in args.summarise]
         print(seeds_table(runs))
         return dict(runs=runs)
     torch.set_num_threads(args.threads)
+    if args.molecule_set == "drugs":
+        return drugs(args, argv)
     size = dict(SIZES[args.size])
     if args.steps:
         size["steps"] = args.steps
@@ -305,6 +386,26 @@ def main(argv: list[str] | None = None) -> dict:
     )
     (out / "results.json").write_text(json.dumps(results, indent=1))
     print(markdown_table(results["rows"]))
+    return results
+
+
+def drugs(args: argparse.Namespace, argv: list[str] | None) -> dict:
+    """``--set drugs``: the table of :func:`drug_rows`, also written to ``<out>/results.json``."""
+    started = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        rows = drug_rows(args.checkpoint or "conformers", args.nfe, args.samples, args.seed)
+    results = dict(
+        rows=rows, wall_s=time.perf_counter() - started, checkpoint=args.checkpoint or "conformers",
+        device=f"CPU ({platform.processor() or platform.machine()}), torch {torch.__version__}, "
+        f"{args.threads} thread(s)",
+        command=" ".join([Path(sys.argv[0]).name, *(argv if argv is not None else sys.argv[1:])]),
+    )
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.json").write_text(json.dumps(results, indent=1))
+    print(drugs_table(rows))
+    print(f"wall time {results['wall_s']:.0f} s")
     return results
 
 

@@ -280,3 +280,13 @@ def test_cis_trans_of_double_bonds_is_found_and_checked():
     del trans.info["bond_orders"]
     assert "double_bonds" not in _checks(model, trans, None, "auto", "mirror")
 
+
+def test_drug_set_is_judged_against_the_input_smiles(tmp_path):
+    module = load_benchmark()
+    results = module.main(["--set", "drugs", "--nfe", "16", "--samples", "2", "--out", str(tmp_path)])
+    rows = results["rows"]
+    assert [row["molecule"] for row in rows] == list(module.DRUGS)  # metformin included: it embeds
+    assert all(row["n"] == 2 and row["recovered"] <= row["graph"] <= 2 for row in rows)
+    assert sum(row["recovered"] for row in rows) >= 10, rows  # the shipped model, 16 NFE: most come back
+    assert "| all |" in module.drugs_table(rows) and (tmp_path / "results.json").exists()
+

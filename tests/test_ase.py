@@ -13,6 +13,8 @@ from ase.optimize import FIRE
 from ase_psm import PseudoForceDenoiser, PSMCalculator, sample
 from ase_psm.diffusion import SAMPLERS
 
+pytestmark = pytest.mark.mindeps  # CI also runs these against the oldest declared dependencies
+
 
 def lj7(frames, index: int = 0) -> ase.Atoms:
     atoms = frames.to_atoms(index)

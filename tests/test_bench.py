@@ -96,6 +96,7 @@ def test_bench_ala2_tiny(tmp_path):
     _run_twice("ala2", tmp_path)
 
 
+@pytest.mark.mindeps
 def test_ala2_data_generation_is_reproducible():
     """The same seed gives bit-identical frames on every run (the cache key promises it)."""
     pytest.importorskip("openmm")
@@ -106,6 +107,7 @@ def test_ala2_data_generation_is_reproducible():
     assert not (first.positions[0] == first.positions[-1]).all()  # it did move
 
 
+@pytest.mark.mindeps
 def test_md17_data_generation_is_reproducible():
     """RDKit embedding and single-threaded xTB MD repeat bit for bit with the same seed."""
     pytest.importorskip("tblite")

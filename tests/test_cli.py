@@ -7,8 +7,11 @@ import sys
 
 import ase.io
 import numpy as np
+import pytest
 
 from ase_psm.cli.main import main
+
+pytestmark = pytest.mark.mindeps  # CI also runs these against the oldest declared dependencies
 
 
 def test_train_sample_denoise_evaluate(lj7_file, tmp_path, capsys):

@@ -10,6 +10,8 @@ from ase.calculators.singlepoint import SinglePointCalculator
 
 from ase_psm.data import Frames, read_frames, select_frames, split_frames, write_frames
 
+pytestmark = pytest.mark.mindeps  # CI also runs these against the oldest declared dependencies
+
 KCAL_PER_MOL_IN_EV = 0.0433641
 
 

@@ -23,6 +23,8 @@ from ase_psm.cli.main import main
 from ase_psm.data import Frames, read_frames, write_frames
 from ase_psm.validation import MAX_COORDINATE
 
+pytestmark = pytest.mark.mindeps  # CI also runs these against the oldest declared dependencies
+
 FUZZ = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 SPECIES = (1, 6, 8)
 

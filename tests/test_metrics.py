@@ -15,6 +15,8 @@ from ase_psm.metrics import (
     x_w2,
 )
 
+pytestmark = pytest.mark.mindeps  # CI also runs these against the oldest declared dependencies
+
 
 def _dimers(distances) -> np.ndarray:
     """Dimers along x with the given separations, shape (len(distances), 2, 3)."""

@@ -20,6 +20,8 @@ from ase_psm.metrics import (
 )
 from ase_psm.metrics.plots import energy_histogram_edges
 
+pytestmark = pytest.mark.mindeps  # CI also runs these against the oldest declared dependencies
+
 
 def ethanol_frames(n: int, noise: float, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     atoms = molecule("CH3CH2OH")

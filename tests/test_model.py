@@ -8,6 +8,8 @@ from e3nn import o3
 
 from ase_psm.model import ModelConfig, PseudoForceNet, blocks, build_edges
 
+pytestmark = pytest.mark.mindeps  # CI also runs these against the oldest declared dependencies
+
 # CHFClBr: a stereocentre with four different substituents
 CHIRAL_NUMBERS = torch.tensor([6, 1, 9, 17, 35])
 CHIRAL_POSITIONS = torch.tensor(

@@ -48,6 +48,7 @@ def brute_force_edges(batch: torch.Tensor, positions: torch.Tensor, cutoff: floa
     return set(map(tuple, keep.nonzero().tolist()))
 
 
+@pytest.mark.mindeps
 @pytest.mark.parametrize("use_vesin", [True, False])
 @pytest.mark.parametrize("cutoff", [None, 1.5, 3.0])
 def test_neighbour_list_matches_brute_force(cutoff, use_vesin, monkeypatch):

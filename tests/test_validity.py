@@ -12,6 +12,8 @@ from ase_psm import sample
 from ase_psm.cli.main import main
 from ase_psm.metrics import bond_graph, is_molecule, structure_problems
 
+pytestmark = pytest.mark.mindeps  # CI also runs these against the oldest declared dependencies
+
 
 def ethanol_positions() -> tuple[np.ndarray, np.ndarray]:
     atoms = molecule("CH3CH2OH")

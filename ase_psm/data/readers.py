@@ -222,7 +222,8 @@ def _read_mdtraj(
 def _load_mdtraj(mdtraj, path: Path, topology: Path | None):
     """mdtraj.load with errors that name the files, and the atom counts when they differ."""
     try:
-        return mdtraj.load(str(path), top=None if topology is None else str(topology))
+        # mdtraj 1.10.0 reads top=None as "no topology" instead of "the file's own": pass it only when given
+        return mdtraj.load(str(path), **({} if topology is None else {"top": str(topology)}))
     except Exception as error:  # mdtraj's readers raise many types on malformed files
         counts = None if topology is None else _mdtraj_atom_counts(mdtraj, path, topology)
         if counts is not None and counts[0] != counts[1]:

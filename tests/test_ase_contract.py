@@ -137,3 +137,18 @@ def test_calculator_shared_by_copies(atoms):
         np.testing.assert_allclose(atoms.get_forces(), expected[0], atol=1e-6)
         np.testing.assert_allclose(other.get_forces(), expected[1], atol=1e-6)
     assert not np.allclose(expected[0], expected[1])
+
+
+def test_graph_conditioned_calculator_recalculates_when_the_bonds_change():
+    from ase.build import molecule
+
+    from ase_psm.data.topology import molecule_bonds
+
+    atoms = molecule("CH3CH2OH")
+    atoms.info["bonds"] = molecule_bonds(atoms)  # perceived from the clean structure
+    atoms.calc = PSMCalculator("conformers", device="cpu")
+    forces = atoms.get_forces()
+    assert atoms.calc.check_state(atoms) == []
+    atoms.info["bonds"] = atoms.info["bonds"][:-1]  # the same coordinates, one bond fewer
+    assert atoms.calc.check_state(atoms) == ["bonds"]
+    assert not np.allclose(atoms.get_forces(), forces)

@@ -119,6 +119,14 @@ class PSMCalculator(Calculator):
             forces = model.pseudo_forces_flat(numbers, positions, batch, sigma, topology)
         return forces, _rms(forces, batch, num_structures)
 
+    def check_state(self, atoms: ase.Atoms, tol: float = 1e-15) -> list[str]:
+        """ASE's changes since the last calculation, plus ``"bonds"`` when a graph-conditioned network's
+        ``atoms.info["bonds"]`` changed (ASE compares positions, numbers and cell, not ``info``)."""
+        changes = list(super().check_state(atoms, tol))
+        if self.model.needs_topology and self.atoms is not None and not _same_bonds(self.atoms, atoms):
+            changes.append("bonds")
+        return changes
+
     def calculate(
         self,
         atoms: ase.Atoms | None = None,
@@ -174,6 +182,11 @@ def _chunks(sizes: Sequence[int], batch_size: int, max_atoms: int | None) -> lis
         chunks[-1].append(index)
         atoms_in_chunk += size
     return chunks
+
+
+def _same_bonds(first: ase.Atoms, second: ase.Atoms) -> bool:
+    """Whether two structures state the same ``info["bonds"]`` (or both none)."""
+    return np.array_equal(np.asarray(first.info.get("bonds", [])), np.asarray(second.info.get("bonds", [])))
 
 
 def _rms(forces: torch.Tensor, batch: torch.Tensor, num_structures: int) -> torch.Tensor:

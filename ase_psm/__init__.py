@@ -3,7 +3,7 @@
 frames -> dataset -> trainer -> checkpoint -> model -> calculator / samplers -> structures -> metrics
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0.dev0"
 
 from .ase import PseudoForceDenoiser, PSMCalculator
 from .generate import sample

@@ -19,7 +19,8 @@ from . import __version__
 from .model import ModelConfig, PseudoForceNet
 from .pretrained import resolve_checkpoint
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+"""2: the MACE-style network of ase-psm 0.2 (format 1 held the earlier mean-aggregation network)."""
 
 
 def save_checkpoint(path: str | os.PathLike, payload: dict) -> None:
@@ -110,6 +111,12 @@ def _check_version(path: Path, version: object) -> None:
             f"{path} has checkpoint format {version}, newer than format {FORMAT_VERSION} that this "
             f"ase-psm {__version__} reads: upgrade ase-psm (pip install -U ase-psm)"
         )
+    if version == 1:
+        raise ValueError(
+            f"{path} holds the network of ase-psm 0.1 (checkpoint format 1); this ase-psm {__version__} has a "
+            "new network and reads format 2: retrain the model with this version (ase-psm train ...), or load "
+            "it with ase-psm 0.1 (pip install 'ase-psm<0.2')"
+        )
     raise ValueError(
         f"{path} has checkpoint format {version!r}, this ase-psm reads format {FORMAT_VERSION}: "
         "retrain the model with this version"
@@ -117,10 +124,30 @@ def _check_version(path: Path, version: object) -> None:
 
 
 def resolve_device(device: str | torch.device) -> torch.device:
-    """'auto' picks CUDA when available, else the CPU."""
+    """'auto' picks CUDA when available, else the CPU; a device that is not here gets an error naming
+    the devices that are and the fix."""
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    try:
+        resolved = torch.device(device)
+    except RuntimeError:
+        raise ValueError(f"unknown device {device!r}: use 'auto', 'cpu' or 'cuda' (cuda:N)") from None
+    if resolved.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            build = f"built with CUDA {torch.version.cuda}, sees no GPU" if torch.version.cuda else "is a CPU build"
+            raise ValueError(
+                f"device {device!r} asked for, but this machine has no CUDA device (torch {torch.__version__} "
+                f"{build}): use device='cpu' or 'auto' (CLI: --device cpu)"
+            )
+        if resolved.index is not None and resolved.index >= count:
+            raise ValueError(
+                f"device {device!r} asked for, but this machine has {count} CUDA device(s), "
+                f"cuda:0 to cuda:{count - 1}: use one of them, or 'auto'"
+            )
+    elif resolved.type not in ("cpu", "mps"):
+        raise ValueError(f"device {device!r} is not supported; use 'auto', 'cpu' or 'cuda' (cuda:N)")
+    return resolved
 
 
 def resolve_dtype(dtype: str | torch.dtype) -> torch.dtype:

@@ -83,7 +83,7 @@ def sample(
     denoising steps (``direct``). sigma_min/sigma_max default to the training schedule.
 
     Every structure is checked (see :mod:`ase_psm.metrics.validity`): non-finite
-    coordinates; an atom farther from the centroid than the model's radial range
+    coordinates; an atom farther from the centroid than the model's cutoff
     (or 1.5 template diameters); two atoms closer than ``clash_distance`` (Å; default
     half the training data's nearest-neighbour distance); and, when ``check_bonds``
     (``"auto"``: the template is a connected molecule of several elements), a
@@ -227,7 +227,7 @@ def _checks(
     diameter = float(np.ptp(positions, axis=0).max()) if len(template) > 1 else 0.0
     checks: dict = dict(
         clash_distance=0.5 * model.config.length_scale if clash_distance is None else float(clash_distance),
-        max_radius=max(model.config.radial_max, 1.5 * diameter),
+        max_radius=max(model.config.cutoff, 1.5 * diameter),
     )
     if check_bonds is True or (check_bonds == "auto" and is_molecule(template.numbers, positions)):
         bonds = bond_graph(template.numbers, positions)

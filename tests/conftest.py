@@ -58,7 +58,7 @@ def hco_checkpoint(tmp_path_factory):
     from ase_psm.model import ModelConfig, PseudoForceNet
 
     torch.manual_seed(0)
-    config = ModelConfig(species=[1, 6, 8], radial_max=8.0, length_scale=1.2, sigma_data=0.1, **TINY_MODEL)
+    config = ModelConfig(species=[1, 6, 8], cutoff=8.0, length_scale=1.2, sigma_data=0.1, **TINY_MODEL)
     path = tmp_path_factory.mktemp("hco") / "hco.pt"
     save_checkpoint(path, {
         "model_config": config.to_dict(), "model_state": PseudoForceNet(config).state_dict(),

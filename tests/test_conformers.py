@@ -270,7 +270,7 @@ def test_cis_trans_of_double_bonds_is_found_and_checked():
         stereo_double_bonds(trans.numbers, trans.info["bonds"], [1.0])
     # sample's checks flag a structure whose double bond flipped, unless told to keep stereo alone
     class Config:
-        length_scale, radial_max = 1.0, 10.0
+        length_scale, cutoff = 1.0, 10.0
 
     model = type("Model", (), {"config": Config})()
     checks = _checks(model, trans, None, "auto", "mirror")

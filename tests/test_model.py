@@ -6,7 +6,7 @@ import pytest
 import torch
 from e3nn import o3
 
-from ase_psm.model import ModelConfig, PseudoForceNet, blocks, build_edges
+from ase_psm.model import ModelConfig, PseudoForceNet, build_edges
 
 pytestmark = pytest.mark.mindeps  # CI also runs these against the oldest declared dependencies
 
@@ -32,9 +32,9 @@ def structures(n: int = 3) -> torch.Tensor:
 SIGMA = torch.tensor([0.05, 0.5, 2.0], dtype=torch.float64)
 
 
-@pytest.mark.parametrize("sigma_conditioned", [True, False])
-def test_rotation_and_translation_equivariance(sigma_conditioned):
-    net = make_net(sigma_conditioned)
+@pytest.mark.parametrize(("sigma_conditioned", "conservative"), [(True, False), (False, False), (True, True)])
+def test_rotation_and_translation_equivariance(sigma_conditioned, conservative):
+    net = make_net(sigma_conditioned, conservative=conservative)
     x = structures()
     sigma = SIGMA if sigma_conditioned else None
     rotation = o3.rand_matrix(dtype=torch.float64)
@@ -44,7 +44,7 @@ def test_rotation_and_translation_equivariance(sigma_conditioned):
     torch.testing.assert_close(moved, out @ rotation.T, atol=1e-9, rtol=1e-9)
 
 
-@pytest.mark.parametrize("cutoff", [None, 2.0])
+@pytest.mark.parametrize("cutoff", [10.0, 2.0])
 def test_permutation_equivariance(cutoff):
     net = make_net(cutoff=cutoff)
     numbers = torch.tensor([6, 6, 1, 1, 1])
@@ -55,15 +55,47 @@ def test_permutation_equivariance(cutoff):
     torch.testing.assert_close(permuted, out[:, permutation], atol=1e-12, rtol=1e-10)
 
 
-def test_mirror_image_is_not_mapped_to_mirrored_output():
-    """SE(3) but not E(3): a chiral molecule and its enantiomer get different (non-mirrored) outputs."""
-    net = make_net()
+@pytest.mark.parametrize(("conservative", "relative_difference"), [(False, 1e-4), (True, 1e-7)])
+def test_mirror_image_is_not_mapped_to_mirrored_output(conservative, relative_difference):
+    """SE(3) but not E(3): a chiral molecule and its enantiomer get different (non-mirrored) outputs.
+
+    An E(3)-equivariant network would differ by rounding (~1e-16). At random weights the energy head
+    tells mirror images apart only through triple products of the second interaction, weakly (~1e-5).
+    """
+    net = make_net(conservative=conservative)
     x = structures()
     mirror = torch.diag(torch.tensor([-1.0, 1.0, 1.0], dtype=torch.float64))
     out = net.pseudo_forces(CHIRAL_NUMBERS, x, SIGMA)
     out_of_mirror = net.pseudo_forces(CHIRAL_NUMBERS, x @ mirror, SIGMA)
     difference = (out_of_mirror - out @ mirror).abs().max()
-    assert difference > 1e-4 * out.abs().max()
+    assert difference > relative_difference * out.abs().max()
+
+
+def test_conservative_output_is_a_gradient():
+    """The conservative head's pseudo-forces are -grad E: their Jacobian is symmetric (no curl), and
+    training can differentiate them (create_graph) while evaluation under no_grad still works."""
+    net = make_net(conservative=True)
+    x = structures(1)[0]
+    sigma = torch.tensor([0.3], dtype=torch.float64)
+
+    def forces(flat: torch.Tensor) -> torch.Tensor:
+        return net.pseudo_forces(CHIRAL_NUMBERS, flat.reshape(1, 5, 3), sigma).reshape(-1)
+
+    jacobian = torch.autograd.functional.jacobian(forces, x.reshape(-1))
+    assert jacobian.abs().max() > 1e-3
+    torch.testing.assert_close(jacobian, jacobian.T, atol=1e-9, rtol=1e-7)
+    direct = make_net()
+    direct_jacobian = torch.autograd.functional.jacobian(
+        lambda flat: direct.pseudo_forces(CHIRAL_NUMBERS, flat.reshape(1, 5, 3), sigma).reshape(-1), x.reshape(-1)
+    )
+    assert (direct_jacobian - direct_jacobian.T).abs().max() > 1e-4  # the direct head has no such constraint
+    net.train()
+    loss = net.pseudo_forces(CHIRAL_NUMBERS, structures(), SIGMA).square().sum()
+    loss.backward()
+    assert all(p.grad is not None for p in net.parameters() if p.requires_grad)
+    net.eval()
+    with torch.no_grad():
+        assert torch.isfinite(net.pseudo_forces(CHIRAL_NUMBERS, structures(), SIGMA)).all()
 
 
 def test_dtype_is_per_instance_and_global_default_untouched():
@@ -169,22 +201,21 @@ def test_single_molecule_network_is_equivariant_within_types_and_checks_atom_ord
         make_net(species=[1, 6, 8], site_types=types)
 
 
-def test_edge_chunks_give_the_whole_batch_result(monkeypatch):
+def test_edge_chunks_give_the_whole_batch_result():
     """Messages summed in chunks of a few edges equal one whole-batch sum, with gradients."""
-    net = make_net()
+    whole_net, chunked_net = make_net(), make_net(edge_chunk=7)
     x = structures(4).requires_grad_(True)
     sigma = torch.tensor([0.1, 0.4, 1.0, 2.0], dtype=torch.float64)
 
-    def forces_and_gradient(chunk: int) -> tuple[torch.Tensor, torch.Tensor]:
-        monkeypatch.setattr(blocks, "CPU_EDGE_CHUNK", chunk)
+    def forces_and_gradient(net: PseudoForceNet) -> tuple[torch.Tensor, torch.Tensor]:
         forces = net.pseudo_forces(CHIRAL_NUMBERS, x, sigma)
         (gradient,) = torch.autograd.grad(forces.square().sum(), x)
         return forces, gradient
 
-    whole, whole_gradient = forces_and_gradient(10**9)
-    chunked, chunked_gradient = forces_and_gradient(7)
-    assert torch.allclose(chunked, whole, atol=1e-6)
-    assert torch.allclose(chunked_gradient, whole_gradient, atol=1e-5)
+    whole, whole_gradient = forces_and_gradient(whole_net)
+    chunked, chunked_gradient = forces_and_gradient(chunked_net)
+    assert torch.allclose(chunked, whole, atol=1e-10)
+    assert torch.allclose(chunked_gradient, whole_gradient, atol=1e-10)
 
 
 ETHANOL_BONDS = [(0, 1), (1, 2), (0, 3), (0, 4), (0, 5), (1, 6), (1, 7), (2, 8)]

@@ -75,6 +75,9 @@ def test_newer_checkpoint_format_names_the_file_and_the_fix(tiny_checkpoint, tmp
     unversioned = resave(tiny_checkpoint, tmp_path / "old.pt", format_version=None)
     with pytest.raises(ValueError, match=r"old.pt has checkpoint format None.*retrain"):
         load_checkpoint(unversioned)
+    first_network = resave(tiny_checkpoint, tmp_path / "v1.pt", format_version=1)
+    with pytest.raises(ValueError, match=r"v1.pt holds the network of ase-psm 0.1 .* retrain .* ase-psm<0.2"):
+        load_checkpoint(first_network)
 
 
 def test_truncated_and_corrupt_checkpoints_are_named(tiny_checkpoint, tmp_path):

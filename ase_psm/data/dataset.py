@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import torch
 
-from ..diffusion.noise import NoiseSchedule, zero_com, zero_com_noise
+from ..diffusion.noise import NoiseSchedule, draw_with_small_fraction, zero_com, zero_com_noise
 from ..diffusion.targets import FORCE_LOSSES, PIECEWISE_T, force_weight, pseudo_force_target
 from .frames import Frames
 
@@ -14,7 +16,8 @@ class PseudoPESDataset:
     """Clean frames (+ force labels F/kT) that yield noised structures and their targets.
 
     Nothing is precomputed: each call to :meth:`batch` draws noise levels sigma
-    (Å) from the schedule, zero-centre-of-mass noise, and builds the target
+    (Å) from the schedule (a ``small_sigma_fraction`` of them below the force crossover
+    ``crossover_t``), zero-centre-of-mass noise, and builds the target
     pseudo-forces f* (Å, equal to eV/Å on the k = 1 eV/Å^2 pseudo-PES).
     """
 
@@ -26,6 +29,7 @@ class PseudoPESDataset:
         kT: float | None,
         dtype: torch.dtype = torch.float32,
         crossover_t: float = PIECEWISE_T,
+        small_sigma_fraction: float = 0.0,
     ) -> None:
         if len(frames) == 0:
             raise ValueError("no training frames: check the frame selection (first/stride/fraction)")
@@ -41,6 +45,7 @@ class PseudoPESDataset:
         self.loss = loss
         self.schedule = schedule
         self.crossover_t = crossover_t
+        self.small_sigma_fraction = small_sigma_fraction
         self.numbers = torch.as_tensor(frames.numbers, dtype=torch.long)
         self.positions = zero_com(torch.as_tensor(frames.positions, dtype=dtype))
         self.scaled_forces = None
@@ -55,7 +60,9 @@ class PseudoPESDataset:
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Noised structures (B, N, 3), their noise levels (B,) and target pseudo-forces (B, N, 3)."""
         clean = self.positions[indices]
-        sigma = self.schedule.draw(len(indices), generator, clean.dtype)
+        sigma = draw_with_small_fraction(
+            self.schedule, len(indices), self.small_sigma_fraction, self.crossover_t, generator, clean.dtype
+        )
         noised = clean + sigma[:, None, None] * zero_com_noise(clean.shape, generator, clean.dtype)
         weight = force_weight(self.loss, sigma, self.schedule, self.crossover_t)
         forces = None if self.scaled_forces is None else self.scaled_forces[indices]
@@ -82,3 +89,13 @@ def max_pair_distance(frames: Frames) -> float:
     """Largest interatomic distance (Å) over up to 100 frames."""
     positions = frames.positions[:: max(1, len(frames) // 100)]
     return float(np.linalg.norm(positions[:, :, None] - positions[:, None, :], axis=-1).max())
+
+
+def mean_neighbour_count(structures: Sequence[np.ndarray] | np.ndarray, cutoff: float) -> float:
+    """Mean number of other atoms closer than ``cutoff`` (Å) to an atom, over up to 100 of the
+    (n_atoms, 3) structures (Å), evenly spaced; at least 1."""
+    counts = []
+    for positions in structures[:: max(1, len(structures) // 100)]:
+        distances = np.linalg.norm(positions[:, None] - positions[None], axis=-1)
+        counts.append(((distances < cutoff).sum(axis=1) - 1).mean())
+    return float(max(np.mean(counts), 1.0))

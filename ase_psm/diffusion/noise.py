@@ -50,6 +50,21 @@ class NoiseSchedule:
         return log_sigma.exp().clamp(self.sigma_min, self.sigma_max)
 
 
+def draw_with_small_fraction(
+    schedule: NoiseSchedule, n: int, fraction: float, t_small: float, generator: torch.Generator | None = None,
+    dtype=torch.float32,
+) -> torch.Tensor:
+    """n noise levels (Å): round(fraction * n) of them at diffusion times t ~ U(0, t_small), the rest
+    from the schedule. Where force labels are the target (t below the crossover), this spends more of
+    each batch on the small-sigma score, a force field."""
+    sigma = schedule.draw(n, generator, dtype)
+    small = round(fraction * n)
+    if small:
+        t = t_small * torch.rand(small, generator=generator, dtype=dtype)
+        sigma[:small] = schedule.sigma_min * (schedule.sigma_max / schedule.sigma_min) ** t
+    return sigma
+
+
 def zero_com(x: torch.Tensor, free: torch.Tensor | None = None) -> torch.Tensor:
     """Remove the centre of mass (unweighted mean over atoms) of each structure.
 

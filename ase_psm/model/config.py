@@ -14,20 +14,32 @@ class ModelConfig:
 
     species: list[int] = field(default_factory=list)
     """Atomic numbers the network knows, in embedding order."""
-    hidden_irreps: str = "32x0e + 16x1e + 8x2e"
+    hidden_irreps: str = "32x0e + 32x1e"
     """Node features. All parities are even: the network is SE(3)- but not
-    E(3)-equivariant, so cross products (1e x 1e -> 1e) can tell mirror images apart."""
+    E(3)-equivariant, so cross products (1e x 1e -> 1e) can tell mirror images apart. The
+    multiplicity of the scalars (0e) is the number of channels of the products."""
     sh_lmax: int = 2
     """Highest degree of the edge spherical harmonics."""
-    num_layers: int = 3
-    num_radial: int = 64
-    """Gaussian radial basis functions between 0 and ``radial_max``."""
-    radial_max: float = 5.0
-    """Range of the radial basis (Å, in the network's scaled coordinates)."""
+    num_layers: int = 2
+    """Interactions (message passing rounds); each reaches ``cutoff`` further."""
+    correlation: int = 3
+    """Body order of each interaction: products of up to this many summed messages (MACE's ν)."""
+    num_radial: int = 8
+    """Bessel functions of the distance between 0 and ``cutoff``."""
     radial_hidden: int = 64
-    cutoff: float | None = None
-    """Neighbour cutoff (Å, scaled coordinates); ``None`` connects every pair,
-    which is what small molecules and heavily noised structures need."""
+    """Width of the two hidden layers of the MLP from edge scalars to tensor-product weights."""
+    cutoff: float = 5.0
+    """Neighbour cutoff and range of the radial basis (Å, in the network's scaled coordinates):
+    atoms farther apart exchange no messages in one interaction. Large values connect every pair."""
+    avg_neighbours: float = 10.0
+    """Message sums are divided by this (the training data's mean neighbour count within the cutoff)."""
+    conservative: bool = False
+    """Predict an energy E(x, sigma) and return its negative gradient: a conservative pseudo-force
+    (at small sigma a force field, F/kT up to the output scale); about three times the cost of the
+    direct vector output."""
+    edge_chunk: int | None = None
+    """Build and sum messages in chunks of this many edges (same result, less memory; None: all
+    at once). A speed and memory setting, not part of the trained model."""
     sigma_conditioned: bool = True
     """Take the noise level as input (PSM); ``False`` gives a time-step-free
     generative pseudo-force field (GPFF)."""

@@ -7,7 +7,7 @@ import torch
 from e3nn import o3
 from torch import nn
 
-from .blocks import GaussianRadialBasis, InteractionBlock, NoiseLevelEmbedding
+from .blocks import BesselBasis, NoiseLevelEmbedding, ProductInteraction, mlp
 from .config import ModelConfig
 from .graph import TOPOLOGY_CLASSES, build_edges, pair_index, topology_classes
 
@@ -17,6 +17,12 @@ MAX_BONDS = 6
 
 class PseudoForceNet(nn.Module):
     """SE(3)-equivariant network predicting pseudo-forces f = D(x) - x (Å).
+
+    A MACE-style message-passing network (:mod:`.blocks`): neighbours within ``config.cutoff``
+    exchange equivariant messages, summed, with products up to ``config.correlation`` of them per
+    interaction. The output is a vector per atom from every interaction plus a pair term
+    sum_j w_ij (x_j - x_i), or, with ``config.conservative``, the negative gradient of a predicted
+    energy.
 
     The output is the displacement from a (noised) structure to its denoised
     structure, which equals the pseudo-force in eV/Å on the quadratic pseudo
@@ -60,6 +66,8 @@ class PseudoForceNet(nn.Module):
         self.hidden_dim = irreps_hidden.dim
         self.num_scalars = irreps_hidden[0].mul
         irreps_sh = o3.Irreps([(1, (degree, 1)) for degree in range(config.sh_lmax + 1)])
+        lmax = max(ir.l for _, ir in irreps_hidden)
+        irreps_products = o3.Irreps([(self.num_scalars, (degree, 1)) for degree in range(max(lmax, 1) + 1)])
 
         z_to_index = torch.full((119,), -1, dtype=torch.long)
         z_to_index[torch.tensor(config.species)] = torch.arange(len(config.species))
@@ -68,7 +76,7 @@ class PseudoForceNet(nn.Module):
         self.spherical_harmonics = o3.SphericalHarmonics(
             irreps_sh, normalize=True, normalization="component", irreps_in="1e"
         )
-        self.radial_basis = GaussianRadialBasis(config.num_radial, config.radial_max, config.cutoff)
+        self.radial_basis = BesselBasis(config.num_radial, config.cutoff)
         self.species_embedding = nn.Embedding(len(config.species), self.num_scalars)
         if (config.site_types is None) != (config.site_numbers is None) or (
             config.site_types is not None and len(config.site_types) != len(config.site_numbers or [])
@@ -94,15 +102,21 @@ class PseudoForceNet(nn.Module):
             self.noise_to_nodes = nn.Linear(config.sigma_embedding_dim, self.num_scalars)
             edge_scalar_dim += config.sigma_embedding_dim
         self.layers = nn.ModuleList(
-            InteractionBlock(irreps_hidden, irreps_sh, edge_scalar_dim, config.radial_hidden)
+            ProductInteraction(irreps_hidden, irreps_sh, irreps_products, edge_scalar_dim, config.radial_hidden,
+                               config.correlation, config.avg_neighbours, config.edge_chunk)
             for _ in range(config.num_layers)
         )
-        self.vector_head = o3.Linear(irreps_hidden, o3.Irreps("1x1e"))
-        self.edge_weight_mlp = nn.Sequential(
-            nn.Linear(edge_scalar_dim, config.radial_hidden),
-            nn.SiLU(),
-            nn.Linear(config.radial_hidden, self.num_scalars),
-        )
+        if config.conservative:
+            self.energy_heads = nn.ModuleList(o3.Linear(irreps_hidden, "1x0e") for _ in range(config.num_layers - 1))
+            # no bias: a constant energy has no gradient
+            self.final_energy_head = nn.Sequential(
+                nn.Linear(self.num_scalars, 16), nn.SiLU(), nn.Linear(16, 1, bias=False)
+            )
+        else:
+            if not any(ir == o3.Irrep("1e") for _, ir in irreps_hidden):
+                raise ValueError(f"hidden_irreps {config.hidden_irreps!r} need vectors (1e) for a direct output")
+            self.vector_heads = nn.ModuleList(o3.Linear(irreps_hidden, "1x1e") for _ in range(config.num_layers))
+            self.pair_weight_mlp = mlp([edge_scalar_dim, config.radial_hidden, self.num_scalars])
 
     def species_index(self, numbers: torch.Tensor) -> torch.Tensor:
         """Embedding index of each atomic number; a clear error for unknown elements."""
@@ -173,53 +187,93 @@ class PseudoForceNet(nn.Module):
         node_scalars = self.species_embedding(self.species_index(numbers))
         if config.site_types is not None:
             node_scalars = node_scalars + self.site_embedding(self._site_index(numbers, batch, num_structures))
+        noise_features = None
         if config.sigma_conditioned:
             if sigma is None:
                 raise ValueError("this model is sigma-conditioned: pass the noise level sigma")
             sigma = sigma.to(positions.dtype).expand(num_structures)
-            shrink = torch.sqrt(1.0 + (sigma / config.length_scale) ** 2)
-            c_out = sigma**2 / torch.sqrt(sigma**2 + config.sigma_data**2)
+            positions = positions / torch.sqrt(1.0 + (sigma / config.length_scale) ** 2)[batch, None]
             noise_features = self.noise_embedding(sigma)
             node_scalars = node_scalars + self.noise_to_nodes(noise_features)[batch]
-            positions = positions / shrink[batch, None]
-        source, destination = build_edges(batch, positions, config.cutoff)
-        edge_vectors = positions[source] - positions[destination]
-        edge_scalars = self.radial_basis(edge_vectors.norm(dim=-1))
-        if config.sigma_conditioned:
-            edge_scalars = torch.cat([edge_scalars, noise_features[batch[destination]]], dim=-1)
         if config.graph_conditioned:
             if topology is None and config.site_bonds is not None:  # _site_index checked the atoms
                 topology = self.site_topology.repeat(num_structures)
             topology = self._checked_topology(topology, batch)
-            pair_classes = topology[pair_index(batch, source, destination)]
-            edge_scalars = torch.cat(
-                [edge_scalars, nn.functional.one_hot(pair_classes, TOPOLOGY_CLASSES).to(edge_scalars.dtype)], dim=-1
-            )
             node_scalars = node_scalars + self.degree_embedding(_bond_counts(topology, batch).clamp(max=MAX_BONDS))
-        edge_sh = self.spherical_harmonics(edge_vectors)
-        degree = torch.zeros(len(numbers), dtype=positions.dtype, device=positions.device)
-        degree.index_add_(0, destination, torch.ones_like(destination, dtype=positions.dtype))
-        inverse_degree = 1.0 / degree.clamp(min=1.0)
-
-        features = torch.cat(
-            [node_scalars, node_scalars.new_zeros(len(numbers), self.hidden_dim - self.num_scalars)],
-            dim=-1,
-        )
-        for layer in self.layers:
-            features = layer(features, source, destination, edge_sh, edge_scalars, inverse_degree)
-
-        scalars = features[:, : self.num_scalars]
-        edge_weights = (
-            self.edge_weight_mlp(edge_scalars) * scalars[source] * scalars[destination]
-        ).sum(-1) / self.num_scalars
-        edge_term = torch.zeros_like(positions).index_add_(
-            0, destination, edge_weights[:, None] * edge_vectors
-        )
-        output = self.vector_head(features) + edge_term * inverse_degree[:, None]
+        if config.conservative:
+            differentiable = self.training or positions.requires_grad  # callers may differentiate the output
+            with torch.enable_grad():
+                if not positions.requires_grad:
+                    positions = positions.detach().requires_grad_(True)
+                energy = self._energy(node_scalars, positions, batch, noise_features, topology)
+                (gradient,) = torch.autograd.grad(energy, positions, create_graph=differentiable)
+            output = -gradient
+        else:
+            output = self._vectors(node_scalars, positions, batch, noise_features, topology)
         output = _remove_structure_mean(output, batch, num_structures)
         if config.sigma_conditioned:
-            output = output * c_out[batch, None]
+            assert sigma is not None
+            output = output * (sigma**2 / torch.sqrt(sigma**2 + config.sigma_data**2))[batch, None]
         return output
+
+    def _interactions(
+        self,
+        node_scalars: torch.Tensor,
+        positions: torch.Tensor,
+        batch: torch.Tensor,
+        noise_features: torch.Tensor | None,
+        topology: torch.Tensor | None,
+    ) -> tuple[list[torch.Tensor], torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Node features after each interaction, and the edges (source, destination, vectors, scalars)."""
+        source, destination = build_edges(batch, positions.detach(), self.config.cutoff)
+        edge_vectors = positions[source] - positions[destination]
+        edge_scalars = self.radial_basis(edge_vectors.norm(dim=-1))
+        if noise_features is not None:
+            edge_scalars = torch.cat([edge_scalars, noise_features[batch[destination]]], dim=-1)
+        if topology is not None:
+            pair_classes = topology[pair_index(batch, source, destination)]
+            one_hot = nn.functional.one_hot(pair_classes, TOPOLOGY_CLASSES).to(edge_scalars.dtype)
+            edge_scalars = torch.cat([edge_scalars, one_hot], dim=-1)
+        edge_sh = self.spherical_harmonics(edge_vectors)
+        features = torch.cat(
+            [node_scalars, node_scalars.new_zeros(len(node_scalars), self.hidden_dim - self.num_scalars)], dim=-1
+        )
+        per_layer = []
+        for layer in self.layers:
+            features = layer(features, source, destination, edge_sh, edge_scalars)
+            per_layer.append(features)
+        return per_layer, source, destination, edge_vectors, edge_scalars
+
+    def _vectors(
+        self,
+        node_scalars: torch.Tensor,
+        positions: torch.Tensor,
+        batch: torch.Tensor,
+        noise_features: torch.Tensor | None,
+        topology: torch.Tensor | None,
+    ) -> torch.Tensor:
+        """Direct output: a vector per atom from each interaction plus a learned pair term."""
+        per_layer, source, destination, edge_vectors, edge_scalars = self._interactions(
+            node_scalars, positions, batch, noise_features, topology
+        )
+        output = sum(head(features) for head, features in zip(self.vector_heads, per_layer))
+        scalars = per_layer[-1][:, : self.num_scalars]
+        pair_weights = (self.pair_weight_mlp(edge_scalars) * scalars[source] * scalars[destination]).mean(-1)
+        pair_term = torch.zeros_like(positions).index_add(0, destination, pair_weights[:, None] * edge_vectors)
+        return output + pair_term / self.config.avg_neighbours
+
+    def _energy(
+        self,
+        node_scalars: torch.Tensor,
+        positions: torch.Tensor,
+        batch: torch.Tensor,
+        noise_features: torch.Tensor | None,
+        topology: torch.Tensor | None,
+    ) -> torch.Tensor:
+        """Total predicted energy of the batch (dimensionless; its gradient is the output)."""
+        per_layer, *_ = self._interactions(node_scalars, positions, batch, noise_features, topology)
+        energy = sum(head(features).sum() for head, features in zip(self.energy_heads, per_layer[:-1]))
+        return energy + self.final_energy_head(per_layer[-1][:, : self.num_scalars]).sum()
 
     def pseudo_forces_flat(
         self,

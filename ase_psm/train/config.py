@@ -48,6 +48,11 @@ class TrainConfig:
     """Diffusion time t where force labels hand over to noise targets: the paper's 0.05, or
     ``"thermal"`` for the t of the data's thermal length 1/RMS(F/kT), where the force target's
     spread (sigma^2 |F|/kT) and the noise target's (sigma) are equal."""
+    small_sigma_fraction: float = 0.0
+    """Fraction of each batch drawn at the smallest noise levels, t ~ U(0, force_crossover_t), the
+    rest from the schedule; for every loss, so DSM and PSM models see the same noise levels. Below the
+    crossover PSM's target is the force label: this spends more of the training on the small-sigma
+    score, a force field."""
     loss_weighting: str | None = None
     """``epsilon`` (paper), ``gpff`` or ``score``; None: ``gpff`` min(1, 1/sigma^2) for the ``gpff``
     loss and for any time-step-free model, else ``epsilon``."""
@@ -90,6 +95,8 @@ class TrainConfig:
             raise ValueError(
                 f"unknown model settings {unknown}; known: {', '.join(ModelConfig.__dataclass_fields__)}"
             )
+        if not 0.0 <= self.small_sigma_fraction <= 1.0:
+            raise ValueError(f"small_sigma_fraction must lie in [0, 1], got {self.small_sigma_fraction}")
         for name in ("steps", "batch_size", "val_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")

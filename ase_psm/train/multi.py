@@ -12,7 +12,6 @@ checkpoint has the same payload, so :func:`ase_psm.sample` and ``PSMCalculator``
 from __future__ import annotations
 
 import csv
-import math
 import os
 import time
 from collections.abc import Sequence
@@ -25,12 +24,13 @@ import torch
 from tqdm.auto import tqdm
 
 from ..checkpoint import save_checkpoint
+from ..data.dataset import mean_neighbour_count
 from ..data.topology import molecule_bonds
 from ..diffusion.noise import NoiseSchedule, pair_noise_by_element
 from ..diffusion.targets import loss_weight, pseudo_force_target
 from ..model import ModelConfig, PseudoForceNet, topology_classes
 from .config import TrainConfig
-from .trainer import RADIAL_BASIS_SIZE, _lr_factor, _payload, optimizer_step
+from .trainer import _lr_factor, _payload, optimizer_step, radial_basis_size, typical_max_sigma
 
 MOLECULE_SCHEDULE = NoiseSchedule(0.02, 4.0, kind="log-normal", log_mean=-0.5, log_std=1.3)
 """Training noise for molecules: log-normal around 0.6 Å, clipped to [0.02, 4] Å, so that a
@@ -63,14 +63,15 @@ def molecule_model_config(molecules: Sequence[ase.Atoms], schedule: NoiseSchedul
         np.fill_diagonal(distances, np.inf)
         nearest.extend(distances.min(axis=1).tolist())
     length_scale = float(np.median(nearest))
-    typical_max_sigma = min(schedule.sigma_max, math.exp(schedule.log_mean + 2 * schedule.log_std))
+    cutoff = overrides.get("cutoff", widest + 4.0 * typical_max_sigma(schedule))
     values: dict[str, Any] = dict(
         species=sorted({int(z) for atoms in molecules for z in atoms.numbers}),
         sigma_conditioned=False,
         sigma_data=0.1 * length_scale,
         length_scale=length_scale,
-        radial_max=widest + 4.0 * typical_max_sigma,
-        num_radial=RADIAL_BASIS_SIZE,
+        cutoff=cutoff,
+        num_radial=radial_basis_size(cutoff, length_scale),
+        avg_neighbours=mean_neighbour_count([atoms.positions for atoms in molecules], cutoff),
     )
     values.update(overrides)
     return ModelConfig(**values)

@@ -17,17 +17,18 @@ from tqdm.auto import tqdm
 from .. import __version__
 from ..checkpoint import load_checkpoint, resolve_device, save_checkpoint
 from ..data import Frames, PseudoPESDataset, read_frames, select_frames, split_frames
-from ..data.dataset import max_pair_distance, nearest_neighbour_distance, thermal_length
+from ..data.dataset import max_pair_distance, mean_neighbour_count, nearest_neighbour_distance, thermal_length
 from ..data.topology import graph_atom_types, molecule_bonds
+from ..diffusion.noise import NoiseSchedule
 from ..diffusion.targets import loss_weight
 from ..model import ModelConfig, PseudoForceNet
 from . import distributed
 from .config import TrainConfig
 
 VALIDATION_REPEATS = 4
-RADIAL_BASIS_SIZE = 96
-"""Fine radial resolution matters: on LJ-13 (500 steps) the force error at sigma = 0.01
-fell from 76 % with 16 Gaussians to 40 % with 48 and 36 % with 96."""
+CUTOFF_IN_NEIGHBOUR_DISTANCES = 4.5
+"""Default cutoff of a sigma-conditioned network, in nearest-neighbour distances: about 5 Å for
+molecules, 4.5 r_m for Lennard-Jones clusters."""
 MAX_VALIDATION_FRAMES = 256
 
 
@@ -50,19 +51,19 @@ def default_model_config(frames: Frames, config: TrainConfig) -> ModelConfig:
     """Network settings derived from the data (length scales in Å), then the user's overrides."""
     length_scale = nearest_neighbour_distance(frames)
     sigma_data = thermal_length(frames, config.resolved_kT) or 0.1 * length_scale
-    schedule = config.resolved_schedule
     if config.sigma_conditioned:
-        radial_max = 1.2 * max(max_pair_distance(frames), 5.0 * length_scale)
-    else:
-        typical_max_sigma = min(schedule.sigma_max, math.exp(schedule.log_mean + 2 * schedule.log_std))
-        radial_max = max_pair_distance(frames) + 4.0 * typical_max_sigma
+        cutoff = CUTOFF_IN_NEIGHBOUR_DISTANCES * length_scale
+    else:  # noised structures are not shrunk: reach across the widest of them
+        cutoff = max_pair_distance(frames) + 4.0 * typical_max_sigma(config.resolved_schedule)
+    cutoff = config.model.get("cutoff", cutoff)
     values: dict[str, Any] = dict(
         species=sorted({int(z) for z in frames.numbers}),
         sigma_conditioned=bool(config.sigma_conditioned),
         sigma_data=sigma_data,
         length_scale=length_scale,
-        radial_max=radial_max,
-        num_radial=RADIAL_BASIS_SIZE,
+        cutoff=cutoff,
+        num_radial=radial_basis_size(cutoff, length_scale),
+        avg_neighbours=mean_neighbour_count(frames.positions, cutoff),
     )
     if config.model.get("graph_conditioned") and config.atom_types != "graph":
         raise ValueError(
@@ -76,6 +77,18 @@ def default_model_config(frames: Frames, config: TrainConfig) -> ModelConfig:
             values.update(site_bonds=molecule_bonds(frames.to_atoms(0)).tolist())
     values.update(config.model)
     return ModelConfig(**values)
+
+
+def typical_max_sigma(schedule: NoiseSchedule) -> float:
+    """The largest noise level (Å) training draws often: sigma_max, or two log-stds above a log-normal's mean."""
+    if schedule.kind == "log-uniform":
+        return schedule.sigma_max
+    return min(schedule.sigma_max, math.exp(schedule.log_mean + 2 * schedule.log_std))
+
+
+def radial_basis_size(cutoff: float, length_scale: float) -> int:
+    """Bessel functions for a cutoff (Å): 8 up to the default cutoff, more for longer ones at the same resolution."""
+    return max(8, round(8 * cutoff / (CUTOFF_IN_NEIGHBOUR_DISTANCES * length_scale)))
 
 
 def force_crossover_time(frames: Frames, config: TrainConfig) -> float:
@@ -217,7 +230,8 @@ def train(
 
     def dataset_of(part: Frames) -> PseudoPESDataset:
         return PseudoPESDataset(
-            part, config.loss, config.resolved_schedule, config.resolved_kT, crossover_t=crossover_t
+            part, config.loss, config.resolved_schedule, config.resolved_kT, crossover_t=crossover_t,
+            small_sigma_fraction=config.small_sigma_fraction,
         )
 
     dataset = dataset_of(train_frames)
@@ -309,7 +323,7 @@ def _check_resumable(state: dict, config: TrainConfig, model_config: ModelConfig
         raise ValueError(f"{path} has no training state to resume from")
     saved = TrainConfig.from_dict(state["train_config"])
     for name in ("loss", "kT", "temperature", "batch_size", "seed", "first", "stride", "fraction",
-                 "loss_weighting", "force_crossover_t"):
+                 "loss_weighting", "force_crossover_t", "small_sigma_fraction"):
         if getattr(saved, name) != getattr(config, name):
             raise ValueError(
                 f"cannot resume from {path}: it was trained with {name}={getattr(saved, name)!r}, "

@@ -362,7 +362,7 @@ def main(argv: list[str] | None = None) -> dict:
             loss_weighting=size["loss_weighting"], pair_noise=args.pair_noise, learning_rate=size["learning_rate"],
         )
         train_s = time.perf_counter() - started
-    steps_done = torch.load(checkpoint, weights_only=True)["train_config"].get("steps_done")
+    steps_done = torch.load(checkpoint, weights_only=True)["step"]
     print(f"trained {steps_done} steps in {train_s:.0f} s", flush=True)
     started = time.perf_counter()
     errors = {"train": force_errors(checkpoint, train[:50], args.seed), "test": force_errors(checkpoint, test, args.seed)}

@@ -148,6 +148,17 @@ def test_large_noise_output_scales_with_structure():
     assert large.abs().mean() > 10 * small.abs().mean()
 
 
+def test_an_atom_beyond_the_cutoff_of_all_others_still_sees_the_structure():
+    """The centroid channel: an atom farther than the cutoff from every other gets a pseudo-force that
+    depends on where it is (without it, it would get the same output wherever it drifts)."""
+    net = make_net(cutoff=2.0)
+    x = CHIRAL_POSITIONS.clone()[None].repeat(2, 1, 1)
+    x[0, 4] = torch.tensor([6.0, 0.0, 0.0], dtype=torch.float64)
+    x[1, 4] = torch.tensor([0.0, 8.0, 1.0], dtype=torch.float64)
+    out = net.pseudo_forces(CHIRAL_NUMBERS, x, torch.tensor([0.3, 0.3], dtype=torch.float64))
+    assert (out[0, 4] - out[1, 4]).norm() > 1e-4 * out.abs().max()
+
+
 def test_pseudo_forces_have_no_net_translation():
     net = make_net()
     out = net.pseudo_forces(CHIRAL_NUMBERS, structures(), SIGMA)

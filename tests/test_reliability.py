@@ -35,7 +35,7 @@ from ase_psm.checkpoint import (
 from ase_psm.cli.main import main
 from ase_psm.data import read_frames, write_frames
 from ase_psm.train import TrainConfig
-from ase_psm.train.trainer import last_checkpoint_path
+from ase_psm.train.loop import last_checkpoint_path
 
 REPOSITORY = Path(__file__).resolve().parent.parent
 FAST = {"kT": 1.0, "batch_size": 8, "model": TINY_MODEL, "device": "cpu", "progress": False}

@@ -18,7 +18,7 @@ from ase_psm.data import Frames, PseudoPESDataset
 from ase_psm.diffusion import NoiseSchedule
 from ase_psm.model import ModelConfig, PseudoForceNet
 from ase_psm.train import TrainConfig, train
-from ase_psm.train.trainer import last_checkpoint_path, validation_loss
+from ase_psm.train.loop import last_checkpoint_path, validation_loss
 
 pytestmark = pytest.mark.mindeps  # CI also runs these against the oldest declared dependencies
 
@@ -107,11 +107,27 @@ def test_bad_training_input(lj7_frames, tmp_path):
 
 
 def test_default_loss_weighting_follows_the_noise_input():
-    assert TrainConfig().loss_weighting == "epsilon"  # the paper's sigma-conditioned PSM
+    assert TrainConfig().loss_weighting == "score"  # sigma-conditioned: every noise level's output alike
     assert TrainConfig(loss="gpff").loss_weighting == "gpff"
     assert TrainConfig(sigma_conditioned=False).loss_weighting == "gpff"  # time-step-free PSM
     assert TrainConfig(loss="dsm", sigma_conditioned=False).loss_weighting == "gpff"
     assert TrainConfig(sigma_conditioned=False, loss_weighting="epsilon").loss_weighting == "epsilon"
+
+
+def test_atom_types_default_to_the_bond_graph_for_one_molecule(lj7_frames):
+    """A user who passes nothing gets graph atom types and the graph-conditioned network on a molecule's
+    frames, and element types on a cluster of one element."""
+    from test_model import ETHANOL_NUMBERS, ETHANOL_POSITIONS
+
+    from ase_psm.train.trainer import default_model_config
+
+    rng = np.random.default_rng(0)
+    molecule = Frames(ETHANOL_NUMBERS.numpy(), ETHANOL_POSITIONS.numpy() + 0.03 * rng.standard_normal((4, 9, 3)))
+    config = default_model_config(molecule, TrainConfig(loss="dsm"))
+    assert config.site_types is not None and config.graph_conditioned and len(config.site_bonds) == 8
+    assert not default_model_config(molecule, TrainConfig(loss="dsm", model={"graph_conditioned": False})).graph_conditioned
+    cluster = default_model_config(lj7_frames, TrainConfig(loss="dsm"))
+    assert cluster.site_types is None and not cluster.graph_conditioned
 
 
 def test_thermal_crossover_is_resolved_from_forces(lj7_frames):
@@ -177,7 +193,8 @@ def test_one_molecule_graph_conditioned_network_carries_its_bonds(tmp_path):
     assert np.allclose(atoms.get_forces(), own[0].numpy(), atol=1e-5)
     assert len(sample(path, atoms, 2, sampler="direct", steps=2, device="cpu", on_invalid="keep")) == 2
     with pytest.raises(ValueError, match="needs atom_types='graph'") as refusal:
-        train(frames, tmp_path / "element.pt", loss="gpff", steps=1, model=dict(graph_conditioned=True), progress=False)
+        train(frames, tmp_path / "element.pt", loss="gpff", steps=1, atom_types="element",
+              model=dict(graph_conditioned=True), progress=False)
     suggested = re.search(r"use ase_psm\.(\w+)", str(refusal.value)).group(1)  # the function it names exists
     assert callable(getattr(importlib.import_module("ase_psm"), suggested, None))
     with pytest.raises(ValueError, match="site_bonds .* need site_numbers"):

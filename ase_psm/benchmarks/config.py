@@ -64,6 +64,8 @@ class TrainSettings:
     val_every: int = 250
     atom_types: str = "element"
     force_crossover_t: float | str = PIECEWISE_T  # diffusion time of the force/noise switch, or "thermal"
+    learning_rate: float = 1e-3
+    small_sigma_fraction: float = 0.0
 
 
 _TINY_MODEL = dict(hidden_irreps="4x0e + 2x1e", num_layers=1, num_radial=8)

@@ -182,7 +182,7 @@ def train_and_sample(data: BenchData, protocol: str, spec: ModelSpec, seed: int,
         seed=seed, schedule=dict(sigma_min=settings.sigma_min, sigma_max=settings.sigma_max), model=dict(settings.model),
         device=config.device, val_every=settings.val_every, loss_weighting=settings.loss_weighting,
         atom_types=settings.atom_types, force_crossover_t=settings.force_crossover_t, progress=config.progress,
-        resume=config.resume,
+        resume=config.resume, learning_rate=settings.learning_rate, small_sigma_fraction=settings.small_sigma_fraction,
     )
     train_s = time.perf_counter() - started
     started = time.perf_counter()
@@ -209,7 +209,7 @@ def _saved_step(checkpoint: Path, steps: int) -> int:
     """The step of ``checkpoint``'s saved training state (0 if none); an error if it was trained for a
     different number of steps (its learning-rate schedule would not match a fresh run's)."""
     from ..checkpoint import load_checkpoint
-    from ..train.trainer import last_checkpoint_path
+    from ..train.loop import last_checkpoint_path
 
     last = last_checkpoint_path(checkpoint)
     if not last.exists():

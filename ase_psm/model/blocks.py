@@ -40,6 +40,40 @@ class BesselBasis(nn.Module):
         return basis * envelope
 
 
+class CentroidEmbedding(nn.Module):
+    """Initial node features from each atom's offset d_i = x_i - (its structure's centroid), Å.
+
+    Scalars: a linear map of Gaussians of |d_i| on [0, r_max] (|d_i| clamped there, so the last one
+    stays on for atoms farther out); vectors: for each vector (1e) channel c, w_c(|d_i|) times
+    d_i / sqrt(|d_i|^2 + length^2). Every atom, even one farther than the cutoff from all others,
+    so knows where the rest of its structure is: a coarse global channel beside the cutoff graph.
+    """
+
+    centres: torch.Tensor  # registered buffer
+
+    def __init__(self, irreps_hidden: o3.Irreps, r_max: float, length: float, num_basis: int = 8) -> None:
+        super().__init__()
+        self.register_buffer("centres", torch.linspace(0.0, r_max, num_basis))
+        self.width = r_max / (num_basis - 1)
+        self.r_max, self.length = r_max, length
+        self.num_scalars = irreps_hidden.count("0e")
+        self.num_vectors = irreps_hidden.count("1e")
+        self.padding = irreps_hidden.dim - self.num_scalars - 3 * self.num_vectors
+        self.to_scalars = nn.Linear(num_basis, self.num_scalars)
+        self.to_vectors = nn.Linear(num_basis, self.num_vectors)
+
+    def forward(self, offsets: torch.Tensor) -> torch.Tensor:
+        """(n_atoms, 3) offsets from the centroid, Å -> (n_atoms, hidden dim) features in e3nn's layout."""
+        distance = offsets.norm(dim=-1, keepdim=True)
+        basis = torch.exp(-0.5 * ((distance.clamp(max=self.r_max) - self.centres) / self.width) ** 2)
+        soft_direction = offsets / torch.sqrt(distance**2 + self.length**2)
+        vectors = o3.spherical_harmonics(1, soft_direction, normalize=False, normalization="component")
+        vector_features = self.to_vectors(basis)[:, :, None] * vectors[:, None, :]
+        return torch.cat(
+            [self.to_scalars(basis), vector_features.flatten(1), offsets.new_zeros(len(offsets), self.padding)], dim=-1
+        )
+
+
 class NoiseLevelEmbedding(nn.Module):
     """Fourier features of log(sigma) followed by a small MLP."""
 

@@ -7,7 +7,7 @@ import torch
 from e3nn import o3
 from torch import nn
 
-from .blocks import BesselBasis, NoiseLevelEmbedding, ProductInteraction, mlp
+from .blocks import BesselBasis, CentroidEmbedding, NoiseLevelEmbedding, ProductInteraction, mlp
 from .config import ModelConfig
 from .graph import TOPOLOGY_CLASSES, build_edges, pair_index, topology_classes
 
@@ -77,6 +77,7 @@ class PseudoForceNet(nn.Module):
             irreps_sh, normalize=True, normalization="component", irreps_in="1e"
         )
         self.radial_basis = BesselBasis(config.num_radial, config.cutoff)
+        self.centroid_embedding = CentroidEmbedding(irreps_hidden, config.cutoff, config.length_scale)
         self.species_embedding = nn.Embedding(len(config.species), self.num_scalars)
         if (config.site_types is None) != (config.site_numbers is None) or (
             config.site_types is not None and len(config.site_types) != len(config.site_numbers or [])
@@ -235,9 +236,8 @@ class PseudoForceNet(nn.Module):
             one_hot = nn.functional.one_hot(pair_classes, TOPOLOGY_CLASSES).to(edge_scalars.dtype)
             edge_scalars = torch.cat([edge_scalars, one_hot], dim=-1)
         edge_sh = self.spherical_harmonics(edge_vectors)
-        features = torch.cat(
-            [node_scalars, node_scalars.new_zeros(len(node_scalars), self.hidden_dim - self.num_scalars)], dim=-1
-        )
+        features = self.centroid_embedding(positions - _structure_means(positions, batch)[batch])
+        features = torch.cat([features[:, : self.num_scalars] + node_scalars, features[:, self.num_scalars :]], dim=-1)
         per_layer = []
         for layer in self.layers:
             features = layer(features, source, destination, edge_sh, edge_scalars)
@@ -328,8 +328,16 @@ def _bond_counts(topology: torch.Tensor, batch: torch.Tensor) -> torch.Tensor:
     return torch.bincount(row[topology == 1], minlength=len(batch))
 
 
+def _structure_means(vectors: torch.Tensor, batch: torch.Tensor, num_structures: int | None = None) -> torch.Tensor:
+    """(n_structures, 3) mean of each structure's (n_atoms, 3) vectors in a flat batch (structures counted
+    from ``batch`` unless given)."""
+    if num_structures is None:
+        num_structures = int(batch.max()) + 1 if batch.numel() else 0
+    sums = vectors.new_zeros(num_structures, 3).index_add(0, batch, vectors)
+    counts = torch.bincount(batch, minlength=num_structures).clamp(min=1).to(vectors.dtype)
+    return sums / counts[:, None]
+
+
 def _remove_structure_mean(vectors: torch.Tensor, batch: torch.Tensor, num_structures: int) -> torch.Tensor:
     """Subtract each structure's mean vector: pseudo-forces carry no net translation."""
-    sums = vectors.new_zeros(num_structures, 3).index_add_(0, batch, vectors)
-    counts = torch.bincount(batch, minlength=num_structures).clamp(min=1).to(vectors.dtype)
-    return vectors - (sums / counts[:, None])[batch]
+    return vectors - _structure_means(vectors, batch, num_structures)[batch]

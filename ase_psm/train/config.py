@@ -6,17 +6,19 @@ import math
 from dataclasses import asdict, dataclass, field
 
 from ..diffusion.noise import NoiseSchedule
-from ..diffusion.targets import LOSS_WEIGHTINGS, LOSSES, PIECEWISE_T
+from ..diffusion.targets import LOSS_WEIGHTINGS, LOSSES
 from ..model import ModelConfig
 
 #: Choices of TrainConfig.atom_types.
-ATOM_TYPES = ("element", "graph")
+ATOM_TYPES = ("auto", "element", "graph")
 
 
 def default_schedule(loss: str) -> NoiseSchedule:
     """The noise schedule a loss trains with unless told otherwise: GPFF's log-normal sigma in [0.05, 30] Å
-    for ``gpff``, the PSM paper's log-uniform sigma in [0.01, 5] Å for the others."""
-    return NoiseSchedule(0.05, 30.0, kind="log-normal") if loss == "gpff" else NoiseSchedule(0.01, 5.0)
+    for ``gpff``; for the others log-uniform sigma in [0.002, 5] Å: the PSM paper's VE schedule, but down
+    to about a fifteenth of a molecule's thermal length at 300 K (about 0.03 Å), where the score of the
+    noised density, which the model learns, is close to the force F/kT (its error grows as sigma^2)."""
+    return NoiseSchedule(0.05, 30.0, kind="log-normal") if loss == "gpff" else NoiseSchedule(0.002, 5.0)
 
 
 @dataclass
@@ -33,7 +35,7 @@ class TrainConfig:
     kT: float | None = None
     steps: int = 3000
     batch_size: int = 64
-    learning_rate: float = 1e-3
+    learning_rate: float = 3e-3
     weight_decay: float = 0.0
     warmup_steps: int = 100
     grad_clip: float = 10.0
@@ -44,29 +46,38 @@ class TrainConfig:
     fraction: float | None = None
     val_fraction: float = 0.1
     val_every: int = 250
-    force_crossover_t: float | str = PIECEWISE_T
-    """Diffusion time t where force labels hand over to noise targets: the paper's 0.05, or
-    ``"thermal"`` for the t of the data's thermal length 1/RMS(F/kT), where the force target's
-    spread (sigma^2 |F|/kT) and the noise target's (sigma) are equal."""
-    small_sigma_fraction: float = 0.0
+    force_crossover_t: float | str = "thermal"
+    """Diffusion time t where force labels hand over to noise targets: ``"thermal"`` for the t of the
+    data's thermal length 1/RMS(F/kT), where the force target's spread (sigma^2 |F|/kT) and the noise
+    target's (sigma) are equal (t = 0.05, the paper's, for data without force labels), or a number
+    such as the paper's 0.05."""
+    small_sigma_fraction: float = 0.5
     """Fraction of each batch drawn at the smallest noise levels, t ~ U(0, force_crossover_t), the
     rest from the schedule; for every loss, so DSM and PSM models see the same noise levels. Below the
     crossover PSM's target is the force label: this spends more of the training on the small-sigma
     score, a force field."""
     loss_weighting: str | None = None
     """``epsilon`` (paper), ``gpff`` or ``score``; None: ``gpff`` min(1, 1/sigma^2) for the ``gpff``
-    loss and for any time-step-free model, else ``epsilon``."""
+    loss and for any time-step-free model, else ``score`` (every noise level's preconditioned output
+    counts alike)."""
     sigma_conditioned: bool | None = None
     """None: True for the paper's losses, False for ``gpff``."""
     schedule: NoiseSchedule | None = None
     """None: the loss's default (:func:`default_schedule`); a dict of some :class:`NoiseSchedule` fields,
     e.g. ``{"sigma_max": 30.0}``, changes only those fields of that default."""
-    atom_types: str = "element"
+    atom_types: str = "auto"
     """How the network tells atoms apart: ``"element"`` (any structure of the elements seen), or
     ``"graph"`` for data of one molecule: each atom also gets its class in the first frame's covalent
     bond graph, so samples keep the bond graph in the training atom order (needed for molecules
-    checked against a topology, e.g. when seeding OpenMM). With ``model=dict(graph_conditioned=True)``
-    the network also sees how many bonds apart each pair is, and the checkpoint carries the bonds."""
+    checked against a topology, e.g. when seeding OpenMM), and the network also sees how many bonds
+    apart each pair is (``model=dict(graph_conditioned=False)`` turns that off); the checkpoint carries
+    the bonds. ``"auto"``: ``"graph"`` when the first frame is one molecule (several elements, one
+    connected covalent graph), else ``"element"`` (clusters of one element such as Lennard-Jones)."""
+    pair_noise: bool = False
+    """Re-pair the noised atoms of each element with the clean ones by optimal assignment (SchNetPack's
+    GPFF), for noise targets of structures whose like atoms are interchangeable (element atom types)."""
+    time_limit: float | None = None
+    """Stop after this many seconds of training (the learning-rate schedule still assumes ``steps``)."""
     model: dict = field(default_factory=dict)
     """Overrides of :class:`~ase_psm.model.ModelConfig` fields (e.g. hidden_irreps, num_layers)."""
     device: str = "auto"
@@ -95,6 +106,11 @@ class TrainConfig:
             raise ValueError(
                 f"unknown model settings {unknown}; known: {', '.join(ModelConfig.__dataclass_fields__)}"
             )
+        if self.pair_noise and (self.loss != "gpff" or self.atom_types == "graph"):
+            raise ValueError(
+                "pair_noise swaps like atoms, which only suits the gpff loss (noise targets) on element atom "
+                "types: leave pair_noise off, or use loss='gpff' with atom_types='element'"
+            )
         if not 0.0 <= self.small_sigma_fraction <= 1.0:
             raise ValueError(f"small_sigma_fraction must lie in [0, 1], got {self.small_sigma_fraction}")
         for name in ("steps", "batch_size", "val_every"):
@@ -107,7 +123,7 @@ class TrainConfig:
         if self.loss_weighting is None:
             # measured on LJ-13 (docs/benchmarks.md): a time-step-free PSM model trained with epsilon
             # weighting samples worse (distance TVD 0.123-0.126 against 0.076-0.091) and clashes some clusters
-            self.loss_weighting = "gpff" if self.loss == "gpff" or not self.sigma_conditioned else "epsilon"
+            self.loss_weighting = "gpff" if self.loss == "gpff" or not self.sigma_conditioned else "score"
         if self.loss_weighting not in LOSS_WEIGHTINGS:
             raise ValueError(
                 f"unknown loss weighting {self.loss_weighting!r}; choose one of {', '.join(LOSS_WEIGHTINGS)}"

@@ -22,7 +22,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from ..checkpoint import resolve_device
-from ..model import ModelConfig, PseudoForceNet
+from ..model import PseudoForceNet
 
 
 @dataclass(frozen=True)
@@ -69,28 +69,11 @@ def rank_seed(seed: int, rank: int, *more: int) -> int:
     return int(np.random.SeedSequence([seed, rank, *more]).generate_state(1)[0])
 
 
-class _PseudoForces(nn.Module):
-    def __init__(self, net: PseudoForceNet) -> None:
-        super().__init__()
-        self.net = net
-
-    def forward(self, numbers: torch.Tensor, positions: torch.Tensor, sigma: torch.Tensor | None) -> torch.Tensor:
-        return self.net.pseudo_forces(numbers, positions, sigma)
-
-
-class DataParallelNet:
-    """A network under DistributedDataParallel with the ``pseudo_forces`` and ``config`` the trainer uses."""
-
-    def __init__(self, net: PseudoForceNet, context: DistributedContext) -> None:
-        self.config: ModelConfig = net.config
-        device_ids = [context.device.index] if context.device.type == "cuda" else None
-        self._ddp = DistributedDataParallel(_PseudoForces(net), device_ids=device_ids)
-
-    def pseudo_forces(
-        self, numbers: torch.Tensor, positions: torch.Tensor, sigma: torch.Tensor | None = None
-    ) -> torch.Tensor:
-        """(B, N, 3) pseudo-forces; the backward pass averages gradients over the ranks."""
-        return self._ddp(numbers, positions, sigma)
+def data_parallel(net: PseudoForceNet, context: DistributedContext) -> DistributedDataParallel:
+    """``net`` under DistributedDataParallel: called like ``net`` (flat batches); the backward pass
+    averages gradients over the ranks."""
+    device_ids = [context.device.index] if context.device.type == "cuda" else None
+    return DistributedDataParallel(net, device_ids=device_ids)
 
 
 @torch.no_grad()

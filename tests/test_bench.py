@@ -153,11 +153,12 @@ def test_time_step_free_models_train_with_gpff_weighting_unless_set():
     from ase_psm.benchmarks.config import MODELS
 
     config = BenchConfig("lj13", size="cpu")
-    assert config.settings_for(MODELS["piecewise-weighted"]).loss_weighting == "score"
-    assert config.settings_for(MODELS["gpff"]).loss_weighting == "gpff"
-    assert config.settings_for(MODELS["tsf-psm"]).loss_weighting == "gpff"
-    chosen = BenchConfig("lj13", size="cpu", train_overrides={"loss_weighting": "epsilon"})
-    assert chosen.settings_for(MODELS["tsf-psm"]).loss_weighting == "epsilon"
+    assert config.train_config(MODELS["piecewise-weighted"]).loss_weighting == "score"
+    assert config.train_config(MODELS["gpff"]).loss_weighting == "gpff"
+    assert config.train_config(MODELS["tsf-psm"]).loss_weighting == "gpff"
+    chosen = BenchConfig("lj13", size="cpu", overrides={"loss_weighting": "epsilon", "steps": 7})
+    assert chosen.train_config(MODELS["tsf-psm"]).loss_weighting == "epsilon"
+    assert chosen.train_config(MODELS["dsm"]).steps == 7 and config.train_config(MODELS["dsm"]).steps == 2000
 
 
 def test_bad_settings_give_clear_errors(tmp_path, capsys):
@@ -171,10 +172,10 @@ def test_bad_settings_give_clear_errors(tmp_path, capsys):
         BenchConfig("lj13", molecules=("ethanol",))
     with pytest.raises(ValueError, match=r"unknown md17 molecule\(s\) \['benzene'\]"):
         BenchConfig("md17", molecules=("benzene",))
-    with pytest.raises(ValueError, match=r"\['sigma_mn'\] are not training settings; known: .*sigma_min"):
-        BenchConfig("lj13", train_overrides={"sigma_mn": 0.1})
+    with pytest.raises(ValueError, match=r"\['sigma_mn'\] are not training or sampling settings; known: .*schedule"):
+        BenchConfig("lj13", overrides={"sigma_mn": 0.1})
     with pytest.raises(ValueError, match="final_corrector_steps applies to the pc sampler only"):
-        BenchConfig("lj13", train_overrides={"sampler": "heun", "final_corrector_steps": 100})
+        BenchConfig("lj13", overrides={"sampler": "heun", "final_corrector_steps": 100})
     with pytest.raises(SystemExit):
         main(["bench", "lj13", "--set", "steps", "--out", str(tmp_path)])
     assert "--set takes KEY=VALUE" in capsys.readouterr().err

@@ -3,7 +3,7 @@ the compared models, sampling, evaluation against our own reference sampling, JS
 Markdown tables and plots. See docs/benchmarks.md."""
 
 from .cache import content_key, load_or_generate
-from .config import DATA, MODELS, PROTOCOLS, SIZES, SYSTEMS, TRAIN, ModelSpec, TrainSettings
+from .config import DATA, MODELS, PROTOCOLS, SETTINGS, SIZES, SYSTEMS, BenchSettings, ModelSpec
 from .data import BenchData, load_system
 from .evaluate import MetricSet, evaluate, floor_metrics
 from .report import PAPER, load_results, table, write_plots, write_report, write_summary_plots
@@ -14,15 +14,15 @@ __all__ = [
     "MODELS",
     "PAPER",
     "PROTOCOLS",
+    "SETTINGS",
     "SIZES",
     "SYSTEMS",
-    "TRAIN",
     "BenchConfig",
     "BenchData",
+    "BenchSettings",
     "MetricSet",
     "ModelSpec",
     "RunResult",
-    "TrainSettings",
     "content_key",
     "evaluate",
     "floor_metrics",

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-from ..diffusion.targets import PIECEWISE_T
+from ..train import TrainConfig
 
 SIZES = ("tiny", "cpu", "paper")
 SYSTEMS = ("lj13", "lj55", "md17", "ala2")
@@ -24,53 +24,70 @@ MD17_MOLECULES = {
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """One compared model: a loss, whether the network sees the noise level, and its loss weighting."""
+    """One compared model: its name and the training settings that make it (TrainConfig fields)."""
 
     name: str
-    loss: str
-    sigma_conditioned: bool | None = None  # None: the loss's default (False for gpff)
-    loss_weighting: str | None = None
-    """None: the size's weighting. Time-step-free models use GPFF's min(1, 1/σ²): the sizes' ``score``
-    weighting, ~1/σ⁴, is made for σ-conditioned outputs; a network that cannot see σ then learns the
-    small-σ displacements only (measured on LJ-13: 15–17 % of the displacement at σ = 0.3, TVD 0.42)."""
+    train: dict = field(default_factory=dict)
 
 
 MODELS: dict[str, ModelSpec] = {
     spec.name: spec
     for spec in (
-        ModelSpec("dsm", "dsm"),
-        ModelSpec("piecewise", "piecewise"),
-        ModelSpec("piecewise-weighted", "piecewise-weighted"),
-        ModelSpec("gpff", "gpff", loss_weighting="gpff"),
-        ModelSpec("tsf-psm", "piecewise-weighted", sigma_conditioned=False, loss_weighting="gpff"),
+        ModelSpec("dsm", dict(loss="dsm")),
+        ModelSpec("piecewise", dict(loss="piecewise")),
+        ModelSpec("piecewise-weighted", dict(loss="piecewise-weighted")),
+        # Time-step-free models use GPFF's min(1, 1/σ²) (TrainConfig's default for them): the ``score``
+        # weighting, ~1/σ⁴, is made for σ-conditioned outputs; a network that cannot see σ then learns the
+        # small-σ displacements only (measured on LJ-13: 15–17 % of the displacement at σ = 0.3, TVD 0.42).
+        ModelSpec("gpff", dict(loss="gpff")),
+        ModelSpec("tsf-psm", dict(loss="piecewise-weighted", sigma_conditioned=False)),
     )
 }
 
 
 @dataclass(frozen=True)
-class TrainSettings:
-    """Training and sampling budget of one size (steps, structures; σ in the system's length unit)."""
+class BenchSettings:
+    """One size's budget: how to train (TrainConfig fields over its defaults) and how to sample."""
 
-    steps: int
-    batch_size: int
-    model: dict = field(default_factory=dict)
-    sigma_min: float = 0.01
-    sigma_max: float = 3.0
-    loss_weighting: str | None = None
+    train: dict = field(default_factory=dict)
+    """:class:`~ase_psm.train.TrainConfig` fields (steps, batch_size, schedule, model, ...)."""
     n_samples: int = 1000
+    """Structures sampled per model and seed."""
     sampler: str = "pc"
     sample_steps: int = 100
-    final_corrector_steps: int = 0  # pc only: Langevin steps at sigma_min before the final denoising
-    val_every: int = 250
-    atom_types: str = "element"
-    force_crossover_t: float | str = PIECEWISE_T  # diffusion time of the force/noise switch, or "thermal"
-    learning_rate: float = 1e-3
-    small_sigma_fraction: float = 0.0
+    """Noise levels of the sampler (``steps`` of :func:`ase_psm.sample`)."""
+    final_corrector_steps: int = 0
+    """pc only: Langevin steps at sigma_min before the final denoising."""
+
+    def with_overrides(self, overrides: dict) -> BenchSettings:
+        """These settings with ``overrides`` (``--set``) of sampling fields; TrainConfig fields are checked
+        here and applied by :meth:`train_config`, after the model's own."""
+        own = {key: value for key, value in overrides.items() if key in self.__dataclass_fields__ and key != "train"}
+        unknown = sorted(set(overrides) - set(own) - set(TrainConfig.__dataclass_fields__))
+        if unknown:
+            known = sorted(set(TrainConfig.__dataclass_fields__) | (set(self.__dataclass_fields__) - {"train"}))
+            raise ValueError(f"{unknown} are not training or sampling settings; known: {', '.join(known)}")
+        if own.get("final_corrector_steps", self.final_corrector_steps) and own.get("sampler", self.sampler) != "pc":
+            raise ValueError("final_corrector_steps applies to the pc sampler only: "
+                             "add --set sampler=pc or leave final_corrector_steps out")
+        return replace(self, **own)
+
+    def train_config(self, spec: ModelSpec, overrides: dict, **fixed) -> TrainConfig:
+        """The TrainConfig of one run: these settings' ``train``, the model's, the TrainConfig fields of
+        ``overrides`` (``--set``), then ``fixed``."""
+        training = {key: value for key, value in overrides.items() if key in TrainConfig.__dataclass_fields__}
+        return TrainConfig(**{**self.train, **spec.train, **training, **fixed})
+
+    def record(self, train_config: TrainConfig) -> dict:
+        """What a result JSON keeps: every training setting of the run and the sampling settings, flat."""
+        return {**train_config.to_dict(), **{key: getattr(self, key) for key in self.__dataclass_fields__
+                                             if key != "train"}}
 
 
-_TINY_MODEL = dict(hidden_irreps="4x0e + 2x1e", num_layers=1, num_radial=8)
-_CPU_MODEL = dict(hidden_irreps="32x0e + 16x1e", sh_lmax=1, num_layers=3, num_radial=96)
-_TINY_TRAIN = TrainSettings(steps=3, batch_size=8, model=_TINY_MODEL, n_samples=8, sample_steps=3, val_every=3)
+_LJ_SCHEDULE = dict(sigma_min=0.01, sigma_max=3.0)  # the paper's LJ-13 sigma_min; sigma_max: the cluster's size
+_TINY = BenchSettings(train=dict(steps=3, batch_size=8, val_every=3,
+                                 model=dict(hidden_irreps="4x0e + 2x1e", num_layers=1, num_radial=8)),
+                      n_samples=8, sample_steps=3)
 
 #: Data-generation settings per (system, size). Keys are the generator's keyword arguments.
 DATA: dict[str, dict[str, dict]] = {
@@ -102,38 +119,31 @@ DATA: dict[str, dict[str, dict]] = {
     },
 }
 
-#: Molecules (md17, ala2): the same budgets, σ up to 5 Å. One molecule per data set: atom types from
-#: its bond graph, so samples keep the graph in atom order (phi/psi and the stability check read atoms
-#: by index); measured on ethanol, element types gave 0 of 500 samples with the right bonds at 2000 steps.
-#: The network also sees the bonds themselves (graph-conditioned): with graph types alone 348 of 500
-#: naphthalene DSM samples clashed, graph-conditioned 9 of 500 failed any check (docs/benchmarks.md).
-_MOLECULE_TRAIN: dict[str, TrainSettings] = {
-    size: replace(settings, atom_types="graph", model={**settings.model, "graph_conditioned": True})
-    for size, settings in {
-        "tiny": _TINY_TRAIN,
-        "cpu": TrainSettings(steps=8000, batch_size=32, model=_CPU_MODEL, sigma_max=5.0, loss_weighting="score",
-                             n_samples=500, val_every=1000),
-        "paper": TrainSettings(steps=100_000, batch_size=64, model=_CPU_MODEL, sigma_max=5.0,
-                               loss_weighting="score", sample_steps=1000),
-    }.items()
+#: Molecules (md17, ala2): one molecule per data set, so TrainConfig's defaults give graph atom types and the
+#: graph-conditioned network (samples keep the bond graph in atom order; phi/psi and the stability check
+#: read atoms by index). Measured with the earlier network on ethanol: element types gave 0 of 500 samples
+#: with the right bonds at 2000 steps; with graph types alone 348 of 500 naphthalene DSM samples clashed,
+#: graph-conditioned 9 of 500 failed any check (docs/benchmarks.md).
+_MOLECULES: dict[str, BenchSettings] = {
+    "tiny": replace(_TINY, train={**_TINY.train, "atom_types": "graph"}),
+    "cpu": BenchSettings(train=dict(steps=8000, batch_size=32, val_every=1000, atom_types="graph"), n_samples=500),
+    "paper": BenchSettings(train=dict(steps=100_000, batch_size=64, atom_types="graph"), sample_steps=1000),
 }
 
 #: Training and sampling budgets per (system, size).
-TRAIN: dict[str, dict[str, TrainSettings]] = {
+SETTINGS: dict[str, dict[str, BenchSettings]] = {
     "lj13": {
-        "tiny": _TINY_TRAIN,
-        "cpu": TrainSettings(steps=2000, batch_size=64, model=_CPU_MODEL, loss_weighting="score"),
-        "paper": TrainSettings(steps=100_000, batch_size=64, model=_CPU_MODEL, loss_weighting="score",
-                               sample_steps=1000),
+        "tiny": _TINY,
+        "cpu": BenchSettings(train=dict(steps=2000, batch_size=64, schedule=_LJ_SCHEDULE)),
+        "paper": BenchSettings(train=dict(steps=100_000, batch_size=64, schedule=_LJ_SCHEDULE), sample_steps=1000),
     },
     "lj55": {
-        "tiny": _TINY_TRAIN,
-        "cpu": TrainSettings(steps=2000, batch_size=16, model=_CPU_MODEL, loss_weighting="score"),
-        "paper": TrainSettings(steps=100_000, batch_size=64, model=_CPU_MODEL, loss_weighting="score",
-                               sample_steps=1000),
+        "tiny": _TINY,
+        "cpu": BenchSettings(train=dict(steps=2000, batch_size=16, schedule=_LJ_SCHEDULE)),
+        "paper": BenchSettings(train=dict(steps=100_000, batch_size=64, schedule=_LJ_SCHEDULE), sample_steps=1000),
     },
-    "md17": _MOLECULE_TRAIN,
-    "ala2": _MOLECULE_TRAIN,
+    "md17": _MOLECULES,
+    "ala2": _MOLECULES,
 }
 
 PROTOCOLS: dict[str, tuple[str, ...]] = {

@@ -16,7 +16,8 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from ..metrics import SampleReport
-from .config import MD17_MOLECULES, MODELS, PROTOCOLS, SIZES, SYSTEMS, TRAIN, ModelSpec, TrainSettings
+from ..train import TrainConfig
+from .config import MD17_MOLECULES, MODELS, PROTOCOLS, SETTINGS, SIZES, SYSTEMS, BenchSettings, ModelSpec
 from .data import BenchData, load_system
 from .evaluate import evaluate, floor_metrics
 
@@ -41,8 +42,9 @@ class BenchConfig:
     """torch CPU threads (None: torch's default)."""
     molecules: tuple[str, ...] | None = None
     """md17 only: the molecules to run, any of ``MD17_MOLECULES`` (default: the size's list)."""
-    train_overrides: dict = field(default_factory=dict)
-    """TrainSettings fields to change from the size's defaults (ablations), e.g. {"sigma_min": 0.1}."""
+    overrides: dict = field(default_factory=dict)
+    """Training (TrainConfig) or sampling (BenchSettings) fields to change from the size's settings
+    (ablations, ``--set``), e.g. {"steps": 16000, "sample_steps": 400}; they beat the model's own."""
     progress: bool = True
     resume: bool = False
     """Skip runs whose result JSON already exists (and load it); continue an interrupted run's training
@@ -74,29 +76,20 @@ class BenchConfig:
             unknown = [m for m in self.molecules if m not in MD17_MOLECULES]
             if unknown:
                 raise ValueError(f"unknown md17 molecule(s) {unknown}; choose from {', '.join(MD17_MOLECULES)}")
-        fields = TrainSettings.__dataclass_fields__
-        bad_keys = [key for key in self.train_overrides if key not in fields]
-        if bad_keys:
-            raise ValueError(f"{bad_keys} are not training settings; known: {', '.join(fields)}")
-        if self.rescore and self.train_overrides:
+        self.settings  # noqa: B018 (checks the overrides)
+        if self.rescore and self.overrides:
             raise ValueError("--rescore evaluates saved samples as they were made; --set changes nothing: leave it out")
-        if self.train_settings.final_corrector_steps and self.train_settings.sampler != "pc":
-            raise ValueError("final_corrector_steps applies to the pc sampler only: "
-                             "add --set sampler=pc or leave final_corrector_steps out")
         self.out = Path(self.out)
         self.cache = Path(self.cache) if self.cache is not None else self.out / "cache"
 
     @property
-    def train_settings(self) -> TrainSettings:
-        """The size's training and sampling budget with ``train_overrides`` applied."""
-        return replace(TRAIN[self.system][self.size], **self.train_overrides)
+    def settings(self) -> BenchSettings:
+        """The size's training and sampling budget with the sampling ``overrides`` applied."""
+        return SETTINGS[self.system][self.size].with_overrides(self.overrides)
 
-    def settings_for(self, spec: ModelSpec) -> TrainSettings:
-        """`train_settings` with the model's own loss weighting, unless ``--set loss_weighting=...`` chose one."""
-        settings = self.train_settings
-        if spec.loss_weighting is not None and "loss_weighting" not in self.train_overrides:
-            settings = replace(settings, loss_weighting=spec.loss_weighting)
-        return settings
+    def train_config(self, spec: ModelSpec, **fixed) -> TrainConfig:
+        """The TrainConfig of one model's runs: the size's settings, the model's, ``--set``, then ``fixed``."""
+        return self.settings.train_config(spec, self.overrides, **fixed)
 
 
 @dataclass
@@ -161,7 +154,7 @@ def _ratio(samples: dict, training: dict) -> dict:
     return out
 
 
-def train_and_sample(data: BenchData, protocol: str, spec: ModelSpec, seed: int, settings: TrainSettings,
+def train_and_sample(data: BenchData, protocol: str, train_config: TrainConfig, settings: BenchSettings,
                      config: BenchConfig, run_dir: Path) -> tuple[np.ndarray, str, int, dict, int]:
     """Train one model and draw its samples: (positions, report text, invalid count, wall times in s,
     the step training continued from)."""
@@ -174,16 +167,9 @@ def train_and_sample(data: BenchData, protocol: str, spec: ModelSpec, seed: int,
     positions, forces = data.training[protocol]
     frames = Frames(data.numbers, positions, forces=forces)
     checkpoint = run_dir / "model.pt"
-    resumed_from_step = _saved_step(checkpoint, settings.steps) if config.resume else 0
+    resumed_from_step = _saved_step(checkpoint, train_config.steps) if config.resume else 0
     started = time.perf_counter()
-    train(
-        frames, checkpoint, loss=spec.loss, sigma_conditioned=spec.sigma_conditioned, kT=data.kT,
-        temperature=data.temperature, steps=settings.steps, batch_size=min(settings.batch_size, len(positions)),
-        seed=seed, schedule=dict(sigma_min=settings.sigma_min, sigma_max=settings.sigma_max), model=dict(settings.model),
-        device=config.device, val_every=settings.val_every, loss_weighting=settings.loss_weighting,
-        atom_types=settings.atom_types, force_crossover_t=settings.force_crossover_t, progress=config.progress,
-        resume=config.resume, learning_rate=settings.learning_rate, small_sigma_fraction=settings.small_sigma_fraction,
-    )
+    train(frames, checkpoint, config=train_config, progress=config.progress, resume=config.resume)
     train_s = time.perf_counter() - started
     started = time.perf_counter()
     sampler_options: dict[str, Any] = {}
@@ -193,7 +179,7 @@ def train_and_sample(data: BenchData, protocol: str, spec: ModelSpec, seed: int,
         warnings.simplefilter("ignore", RuntimeWarning)
         result = sample(
             checkpoint, ase.Atoms(numbers=data.numbers, positions=data.reference[0]), n=settings.n_samples,
-            sampler=settings.sampler, steps=settings.sample_steps, seed=seed, device=config.device,
+            sampler=settings.sampler, steps=settings.sample_steps, seed=train_config.seed, device=config.device,
             progress=config.progress, on_invalid="keep", check_bonds=not data.name.startswith("lj"),
             return_report=True,
             **sampler_options,
@@ -225,7 +211,7 @@ def run_one(data: BenchData, protocol: str, model: str, seed: int, config: Bench
             baselines: dict[str, dict]) -> RunResult:
     """Train, sample, evaluate and write ``<out>/results/<dataset>_<protocol>_<model>_seed<seed>.json``."""
     spec = MODELS[model]
-    settings = config.settings_for(spec)
+    settings = config.settings
     run_dir = config.out / "runs" / f"{data.name}_{protocol}_{model}_seed{seed}"
     path = config.out / "results" / f"{run_dir.name}.json"
     if config.rescore:
@@ -233,20 +219,24 @@ def run_one(data: BenchData, protocol: str, model: str, seed: int, config: Bench
     if config.resume and path.is_file():
         return RunResult(**json.loads(path.read_text()))
     run_dir.mkdir(parents=True, exist_ok=True)
-    samples, report, invalid, wall, resumed_from_step = train_and_sample(data, protocol, spec, seed, settings, config,
-                                                                         run_dir)
+    positions = data.training[protocol][0]
+    train_config = config.train_config(spec, kT=data.kT, temperature=data.temperature, seed=seed,
+                                       device=config.device)
+    train_config = replace(train_config, batch_size=min(train_config.batch_size, len(positions)))
+    samples, report, invalid, wall, resumed_from_step = train_and_sample(data, protocol, train_config, settings,
+                                                                         config, run_dir)
     started = time.perf_counter()
     metrics = evaluate(samples, data).as_dict()
     wall["eval_s"] = time.perf_counter() - started
     data_cache = data.cache_for(protocol)
     wall["data_generation_s"] = data_cache.get("generation_s", 0.0) + data_cache.get("training", {}).get("generation_s", 0.0)
     result = RunResult(
-        system=config.system, dataset=data.name, protocol=protocol, model=model, loss=spec.loss,
-        sigma_conditioned=spec.sigma_conditioned, seed=seed, size=config.size, metrics=metrics,
+        system=config.system, dataset=data.name, protocol=protocol, model=model, loss=train_config.loss,
+        sigma_conditioned=train_config.sigma_conditioned, seed=seed, size=config.size, metrics=metrics,
         training_set=baselines["training"], floor=baselines["floor"],
         debias_ratio=_ratio(metrics["values"], baselines["training"]["values"]), n_samples=len(samples),
         n_training=len(data.training[protocol][0]), n_reference=len(data.reference), sample_report=report,
-        invalid=invalid, settings=asdict(settings), data_cache=data_cache, wall_s=wall,
+        invalid=invalid, settings=settings.record(train_config), data_cache=data_cache, wall_s=wall,
         device=device_info(config.device), command=config.command, resumed_from_step=resumed_from_step,
     )
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -287,7 +277,7 @@ def run_benchmark(config: BenchConfig) -> list[RunResult]:
     datasets = load_system(config.system, config.size, config.cache, progress=config.progress,
                            molecules=config.molecules)
     data_s = time.perf_counter() - started
-    settings = config.train_settings
+    settings = config.settings
     assert config.protocols is not None
     jobs = [(d, p, m, s) for d in datasets for p in config.protocols for m in config.models
             for s in range(config.first_seed, config.first_seed + config.seeds)]

@@ -33,7 +33,7 @@ def _bench(args: argparse.Namespace) -> None:
         system=args.system, size=args.size, seeds=args.seeds, first_seed=args.first_seed, device=args.device,
         out=Path(args.out), cache=Path(args.cache) if args.cache else None, models=args.models,
         protocols=args.protocols, threads=args.threads, progress=not args.quiet, resume=args.resume,
-        rescore=args.rescore, molecules=args.molecules, train_overrides=dict(args.set or []),
+        rescore=args.rescore, molecules=args.molecules, overrides=dict(args.set or []),
     )
     results = run_benchmark(config)
     print(f"{len(results)} runs; results in {config.out / 'results'}, table in {config.out / 'results.md'}, "
@@ -60,8 +60,8 @@ def register(commands) -> None:
     bench.add_argument("--protocols", type=_csv, help="comma-separated: table2,biased,cold (LJ), biased,early (md17) or biased (ala2); default: all")
     bench.add_argument("--molecules", type=_csv, help="md17 only: comma-separated subset, e.g. ethanol,uracil")
     bench.add_argument("--set", type=_setting, action="append", metavar="KEY=VALUE",
-                       help="change one training setting of the size (repeatable), e.g. --set steps=16000 "
-                            "--set force_crossover_t=thermal; the results JSON records the settings used")
+                       help="change one training (TrainConfig) or sampling setting of the size (repeatable), e.g. "
+                            "--set steps=16000 --set sample_steps=400; the results JSON records the settings used")
     bench.add_argument("--threads", type=int, help="torch CPU threads")
     bench.add_argument("--resume", action="store_true",
                        help="skip runs whose results/<run>.json exists; continue interrupted training "

@@ -3,8 +3,7 @@
 frames -> dataset -> trainer -> checkpoint -> model -> calculator / samplers -> structures -> metrics
 """
 
-__version__ = "0.1.0"
-
+from ._version import __version__
 from .ase import PseudoForceDenoiser, PSMCalculator
 from .generate import sample
 from .train import TrainConfig, train, train_molecules

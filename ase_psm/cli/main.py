@@ -183,7 +183,7 @@ def _demo(args: argparse.Namespace) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .. import __version__
+    from .._version import __version__
 
     parser = argparse.ArgumentParser(
         prog="ase-psm", description="Potential score matching and generative pseudo-force fields: train on MD "

@@ -14,7 +14,7 @@ import ase
 import torch
 from tqdm.auto import tqdm
 
-from .. import __version__
+from .._version import __version__
 from ..checkpoint import load_checkpoint, resolve_device, save_checkpoint
 from ..data import Frames, PseudoPESDataset, read_frames, select_frames, split_frames
 from ..data.dataset import max_pair_distance, nearest_neighbour_distance, thermal_length

@@ -13,15 +13,8 @@ import torch
 
 from .ase.constraints import fixed_atom_mask
 from .checkpoint import load_model, resolve_dtype
-from .data.topology import (
-    bond_graph,
-    cis_trans,
-    match_to_template,
-    molecule_bonds,
-    signed_volumes,
-    stereo_double_bonds,
-    stereocentres,
-)
+from .chemistry.bonds import bond_graph, match_to_template, molecule_bonds
+from .chemistry.stereo import cis_trans, signed_volumes, stereo_double_bonds, stereocentres
 from .diffusion.noise import geometric_sigmas, karras_sigmas, zero_com_noise
 from .diffusion.samplers import SAMPLERS
 from .metrics.validity import SampleReport, is_molecule, structure_problems
@@ -96,7 +89,7 @@ def sample(
     stereocentre (exact: the potential energy, hence the Boltzmann distribution, is invariant under
     reflection) and flags a structure inverted at some but not all centres as ``chirality``;
     ``"reject"`` flags every inversion; ``"keep"`` does not look. A template with
-    ``info["bond_orders"]`` (one per ``info["bonds"]`` pair, as :func:`ase_psm.data.molecules.embed`
+    ``info["bond_orders"]`` (one per ``info["bonds"]`` pair, as :func:`ase_psm.chemistry.molecules.embed`
     writes them) also has its double bonds' E/Z checked (``cis/trans``) unless ``"keep"``. With ``renumber`` (and the bond
     check on), a structure whose bond graph is the template's up to a renumbering of atoms of one
     element (symmetry-equivalent atoms that swapped places, e.g. the two halves of a symmetric

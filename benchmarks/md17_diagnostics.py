@@ -43,7 +43,7 @@ import torch
 from ase_psm.benchmarks.config import DATA, PROTOCOLS
 from ase_psm.benchmarks.data import md17_data
 from ase_psm.checkpoint import load_model
-from ase_psm.data.topology import bond_graph, match_to_template
+from ase_psm.chemistry.bonds import bond_graph, match_to_template
 from ase_psm.diffusion.noise import zero_com, zero_com_noise
 from ase_psm.generate import make_denoiser
 from ase_psm.metrics import hr_mae_by_range, plot_grouped_bars

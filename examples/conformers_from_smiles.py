@@ -21,7 +21,7 @@ import ase.io
 import numpy as np
 
 from ase_psm import PseudoForceDenoiser, PSMCalculator, sample
-from ase_psm.data.molecules import match_smiles, molecule_template, perceive
+from ase_psm.chemistry.molecules import match_smiles, molecule_template, perceive
 
 
 def mmff_rmsd(smiles: str, atoms: ase.Atoms) -> float | None:

@@ -89,8 +89,8 @@ def test_denoising_validity_is_one_at_vanishing_noise_and_falls_with_noise(tmp_p
     from conftest import TINY_MODEL
     from test_model import ETHANOL_NUMBERS, ETHANOL_POSITIONS
 
+    from ase_psm.chemistry.bonds import bond_graph
     from ase_psm.data import Frames
-    from ase_psm.data.topology import bond_graph
     from ase_psm.train import train
 
     denoising_validity = _import_script("md17_diagnostics").denoising_validity

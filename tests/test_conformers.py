@@ -16,7 +16,7 @@ pytest.importorskip("rdkit")
 from ase.constraints import FixAtoms
 
 from ase_psm import sample
-from ase_psm.data.molecules import embed, filter_smiles, match_smiles, molecule_template, perceive
+from ase_psm.chemistry.molecules import embed, filter_smiles, match_smiles, molecule_template, perceive
 from ase_psm.train.multi import train_molecules
 
 pytestmark = pytest.mark.mindeps  # CI also runs these against the oldest declared dependencies
@@ -145,7 +145,7 @@ def test_train_molecules_sigma_conditioned_network(tmp_path):
 
 
 def test_embed_writes_the_molecular_graph():
-    from ase_psm.data.topology import bond_graph, molecule_bonds
+    from ase_psm.chemistry.bonds import bond_graph, molecule_bonds
 
     (atoms,) = embed("CC(=O)O")
     bonds = {tuple(sorted(b)) for b in atoms.info["bonds"].tolist()}
@@ -250,7 +250,7 @@ def test_memorise_mode_generates_its_training_molecules(tmp_path):
 
 
 def test_cis_trans_of_double_bonds_is_found_and_checked():
-    from ase_psm.data.topology import cis_trans, stereo_double_bonds
+    from ase_psm.chemistry.stereo import cis_trans, stereo_double_bonds
     from ase_psm.generate import _checks
     from ase_psm.metrics import structure_problems
 

@@ -97,7 +97,7 @@ HELD_OUT_MOLECULES = ("CC(=O)Oc1ccccc1C(=O)O", "CCOC(C)=O", "N#Cc1ccccc1")
 
 def test_shipped_conformer_model_generates_molecules_it_never_saw():
     pytest.importorskip("rdkit")
-    from ase_psm.data.molecules import match_smiles, molecule_template
+    from ase_psm.chemistry.molecules import match_smiles, molecule_template
 
     for smiles in HELD_OUT_MOLECULES:
         template = molecule_template(smiles)

@@ -146,7 +146,7 @@ def dichlorodifluoroethane() -> tuple[np.ndarray, np.ndarray]:
 
 
 def test_enantiomers_are_mirrored_and_diastereomers_flagged():
-    from ase_psm.data.topology import signed_volumes, stereocentres
+    from ase_psm.chemistry.stereo import signed_volumes, stereocentres
     from ase_psm.generate import _mirror_enantiomers
 
     numbers, template = dichlorodifluoroethane()
@@ -180,7 +180,7 @@ def _malonaldehyde() -> tuple[np.ndarray, np.ndarray]:
 
 
 def test_match_to_template_renumbers_swapped_equivalent_atoms_only():
-    from ase_psm.data.topology import match_to_template
+    from ase_psm.chemistry.bonds import match_to_template
 
     numbers, template = _malonaldehyde()
     reference = bond_graph(numbers, template)

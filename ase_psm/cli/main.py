@@ -78,7 +78,7 @@ def _sample(args: argparse.Namespace) -> None:
     from ..validation import read_structure
 
     if args.smiles:
-        from ..data.molecules import molecule_template
+        from ..chemistry.molecules import molecule_template
 
         template = molecule_template(args.smiles, seed=args.seed)
     else:

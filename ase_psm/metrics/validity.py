@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..data.topology import bond_graph, cis_trans, is_connected, signed_volumes
+from ..chemistry.bonds import bond_graph, is_connected
+from ..chemistry.stereo import cis_trans, signed_volumes
 
 #: Problem names, in the order they are checked.
 PROBLEMS = ("non-finite", "exploded", "clash", "bonds", "chirality", "cis/trans")
@@ -49,10 +50,10 @@ def structure_problems(
     - ``bonds``: the covalent bond graph differs from ``reference_bonds`` (N, N)
       (checked only when it and ``numbers`` are given);
     - ``chirality``: a stereocentre's handedness (sign of its signed volume, see
-      :func:`ase_psm.data.topology.stereocentres`) differs from ``reference_handedness``
+      :func:`ase_psm.chemistry.stereo.stereocentres`) differs from ``reference_handedness``
       (checked only when both are given);
     - ``cis/trans``: a double bond's E/Z configuration (see
-      :func:`ase_psm.data.topology.stereo_double_bonds`) differs from ``reference_cis_trans``
+      :func:`ase_psm.chemistry.stereo.stereo_double_bonds`) differs from ``reference_cis_trans``
       (checked only when both are given).
     """
     positions = np.asarray(positions, dtype=np.float64)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 from ase.data import covalent_radii
 
-from ..data.topology import signed_volumes, stereocentres
+from ..chemistry.stereo import signed_volumes, stereocentres
 
 # Rejection categories, in the order they are checked.
 NON_FINITE, CLASH, BOND, CHIRALITY = "non-finite", "clash", "bond", "chirality"

@@ -25,7 +25,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..checkpoint import save_checkpoint
-from ..data.topology import molecule_bonds
+from ..chemistry.bonds import molecule_bonds
 from ..diffusion.noise import NoiseSchedule, pair_noise_by_element
 from ..diffusion.targets import loss_weight, pseudo_force_target
 from ..model import ModelConfig, PseudoForceNet, topology_classes

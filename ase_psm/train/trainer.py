@@ -16,9 +16,9 @@ from tqdm.auto import tqdm
 
 from .._version import __version__
 from ..checkpoint import load_checkpoint, resolve_device, save_checkpoint
+from ..chemistry.bonds import graph_atom_types, molecule_bonds
 from ..data import Frames, PseudoPESDataset, read_frames, select_frames, split_frames
 from ..data.dataset import max_pair_distance, nearest_neighbour_distance, thermal_length
-from ..data.topology import graph_atom_types, molecule_bonds
 from ..diffusion.targets import loss_weight
 from ..model import ModelConfig, PseudoForceNet
 from . import distributed

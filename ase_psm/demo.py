@@ -19,9 +19,8 @@ import numpy as np
 
 from .generate import sample
 from .metrics import distance_tvd, hr_mae, plot_distance_histograms
-from .systems import lj_energy
+from .systems import ARGON, lj_energy
 
-ARGON = 18
 MODELS: dict[str, tuple[str, dict[str, Any]]] = {
     "DSM": ("dsm", dict(loss="dsm")),
     "PSM (piecewise-weighted)": ("psm", dict(loss="piecewise-weighted", force_crossover_t="thermal")),

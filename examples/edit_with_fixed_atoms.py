@@ -17,7 +17,7 @@ from ase.constraints import FixAtoms
 
 from ase_psm import PseudoForceDenoiser, PSMCalculator, sample
 from ase_psm.demo import load_lj13_data
-from ase_psm.systems import lj_energy
+from ase_psm.systems import ARGON, lj_energy
 
 
 def main() -> None:
@@ -28,7 +28,7 @@ def main() -> None:
     args = parser.parse_args()
 
     reference = load_lj13_data()["reference"][0]
-    template = ase.Atoms(numbers=[18] * 13, positions=reference)
+    template = ase.Atoms(numbers=[ARGON] * 13, positions=reference)
     scaffold = list(range(7))
     template.set_constraint(FixAtoms(indices=scaffold))
 

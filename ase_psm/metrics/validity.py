@@ -14,8 +14,27 @@ import numpy as np
 from ..chemistry.bonds import bond_graph, is_connected
 from ..chemistry.stereo import cis_trans, signed_volumes
 
-#: Problem names, in the order they are checked.
-PROBLEMS = ("non-finite", "exploded", "clash", "bonds", "chirality", "cis/trans")
+# The names of what can be wrong with a generated structure: one vocabulary for sample()'s checks
+# (SampleReport.problems, atoms.info["problems"]) and OpenMM seeding's rejections (Rejection.category).
+NON_FINITE = "non-finite"
+"""A NaN or infinite coordinate."""
+EXPLODED = "exploded"
+"""An atom far from the centroid (sample() only)."""
+CLASH = "clash"
+"""Atoms too close: closer than clash_distance (sample()), or atoms more than two bonds apart within
+bonding distance (OpenMM checks)."""
+BONDS = "bonds"
+"""The bonds are not the template's: another covalent bond graph (sample()), or a bond length off the
+template's by more than bond_tolerance (OpenMM checks)."""
+CHIRALITY = "chirality"
+"""A stereocentre with the other handedness than the template's."""
+CIS_TRANS = "cis/trans"
+"""A double bond with the other E/Z configuration than the template's (sample() only)."""
+ENERGY = "energy"
+"""An OpenMM energy above the seeding window (OpenMM seeding only)."""
+
+#: The problems :func:`structure_problems` finds, in the order they are checked.
+PROBLEMS = (NON_FINITE, EXPLODED, CLASH, BONDS, CHIRALITY, CIS_TRANS)
 
 
 def is_molecule(numbers: np.ndarray, positions: np.ndarray) -> bool:
@@ -43,6 +62,8 @@ def structure_problems(
     reference_cis_trans: np.ndarray | None = None,
 ) -> list[list[str]]:
     """The problems of each structure (an empty list when it passes every check).
+
+    Problem names are the module's vocabulary (:data:`PROBLEMS`):
 
     - ``non-finite``: a NaN or infinite coordinate;
     - ``exploded``: an atom farther than ``max_radius`` from the structure's centroid;
@@ -80,19 +101,19 @@ def structure_problems(
     problems = []
     for i in range(len(positions)):
         if not finite[i]:
-            problems.append(["non-finite"])
+            problems.append([NON_FINITE])
             continue
         found = []
         if radius[i] > max_radius:
-            found.append("exploded")
+            found.append(EXPLODED)
         if closest[i] < clash_distance:
-            found.append("clash")
+            found.append(CLASH)
         if wrong_bonds[i]:
-            found.append("bonds")
+            found.append(BONDS)
         if inverted[i]:
-            found.append("chirality")
+            found.append(CHIRALITY)
         if flipped[i]:
-            found.append("cis/trans")
+            found.append(CIS_TRANS)
         problems.append(found)
     return problems
 

@@ -19,6 +19,7 @@ import ase
 import numpy as np
 from tqdm.auto import tqdm
 
+from ..metrics.validity import ENERGY
 from .checks import CheckSettings, StructureChecker
 from .convert import (
     KJ_PER_MOL_TO_EV,
@@ -28,7 +29,6 @@ from .convert import (
     positions_to_openmm,
 )
 
-ENERGY = "energy"
 TRAJECTORY_FORMATS = ("dcd", "h5")
 
 
@@ -125,7 +125,7 @@ class SeedReport:
 
     @property
     def rejection_counts(self) -> dict[str, int]:
-        """Number of rejections per category (non-finite, clash, bond, chirality, energy)."""
+        """Number of rejections per category (non-finite, clash, bonds, chirality, energy)."""
         return dict(Counter(r.category for r in self.rejected))
 
     def summary(self) -> str:

@@ -13,6 +13,7 @@ from ase.calculators.calculator import Calculator, all_changes
 from ..checkpoint import load_model, resolve_dtype
 from ..chemistry.bonds import molecule_bonds
 from ..model import topology_classes
+from ..model.segments import structure_mean
 from ..validation import check_atoms
 
 SIGMA_ITERATIONS = 6
@@ -191,9 +192,7 @@ def _same_bonds(first: ase.Atoms, second: ase.Atoms) -> bool:
 
 def _rms(forces: torch.Tensor, batch: torch.Tensor, num_structures: int) -> torch.Tensor:
     """Per-structure RMS (B,) of flat vectors (N_total, 3)."""
-    squares = forces.new_zeros(num_structures).index_add_(0, batch, forces.square().sum(dim=1))
-    counts = torch.bincount(batch, minlength=num_structures).clamp(min=1).to(forces.dtype)
-    return (squares / (3.0 * counts)).sqrt()
+    return structure_mean(forces.square().mean(dim=1), batch, num_structures).sqrt()
 
 
 def _results(forces: np.ndarray, sigma: float) -> dict:

@@ -11,7 +11,6 @@ import ase
 import numpy as np
 import torch
 
-from .ase.constraints import fixed_atom_mask
 from .checkpoint import load_model, resolve_dtype
 from .chemistry.bonds import bond_graph, match_to_template, molecule_bonds
 from .chemistry.stereo import cis_trans, signed_volumes, stereo_double_bonds, stereocentres
@@ -19,7 +18,7 @@ from .diffusion.noise import geometric_sigmas, karras_sigmas, zero_com_noise
 from .diffusion.samplers import SAMPLERS
 from .metrics.validity import SampleReport, is_molecule, structure_problems
 from .model import PseudoForceNet, topology_classes
-from .validation import check_atoms, check_composition, check_sigma_range
+from .validation import check_atoms, check_composition, check_sigma_range, fixed_atom_mask
 
 ON_INVALID = ("regenerate", "drop", "keep")
 ENANTIOMERS = ("mirror", "reject", "keep")

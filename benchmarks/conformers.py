@@ -258,14 +258,13 @@ def run_case(
             template = edit_template(atoms) if edit else atoms
             # one structure at a time, so that the adaptive sampler's NFE is counted per structure
             for repeat in range(size["samples"]):
-                structures, report = sample(
+                structures = sample(
                     checkpoint, template, 1, sampler=sampler, steps=nfe, seed=seed + 1000 * repeat + index,
                     prior=prior, sigma_max=sigma, on_invalid="keep", progress=False, device="cpu",
-                    return_report=True,
                 )
                 v, g, r = judge(structures, atoms.info["reference_smiles"])
                 valid, graph, recovered, total = valid + v, graph + g, recovered + r, total + len(structures)
-                mirrored += report.mirrored
+                mirrored += structures.report.mirrored
     finally:
         handle.remove()
     row = dict(

@@ -56,9 +56,9 @@ def main() -> None:
     print(f"{args.smiles}: {len(template)} atoms, {len(template.info['bonds'])} bonds")
 
     # 1. a batch from noise
-    structures, report = sample(args.checkpoint, template, args.n, sampler=args.sampler, steps=args.steps,
-                                on_invalid="keep", device="cpu", progress=False, return_report=True)
-    print(f"sample ({args.sampler}, {args.steps} steps): {report}")
+    structures = sample(args.checkpoint, template, args.n, sampler=args.sampler, steps=args.steps,
+                        on_invalid="keep", device="cpu", progress=False)
+    print(f"sample ({args.sampler}, {args.steps} steps): {structures.report}")
 
     # 2. the ASE route: noise one conformer and relax it on the pseudo-PES
     atoms = template.copy()

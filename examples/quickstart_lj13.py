@@ -54,9 +54,9 @@ def main() -> None:
     print(f"denoiser converged: {converged}")
 
     # 3c. sampling; every structure is checked (finite, compact, no clashes), failures regenerated
-    structures, report = sample(checkpoint, ase.Atoms(numbers=[ARGON] * 13), n=args.samples, sampler="pc",
-                                steps=50, seed=0, device="cpu", return_report=True)
-    print(f"checks: {report}")
+    structures = sample(checkpoint, ase.Atoms(numbers=[ARGON] * 13), n=args.samples, sampler="pc",
+                        steps=50, seed=0, device="cpu")
+    print(f"checks: {structures.report}")
     if not structures:
         print("no structure passed the checks: train longer (--steps 300)")
         return

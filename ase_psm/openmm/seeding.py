@@ -194,16 +194,10 @@ def seed_simulations(
                 stacklevel=2,
             )
         sample_options.setdefault("on_invalid", "keep")  # our checks below report and drop failures
-        sampled = sample(
+        structures = sample(
             checkpoint, template_atoms, n, sampler=sampler, steps=sample_steps, seed=settings.seed,
             progress=progress, **sample_options,
         )
-        if isinstance(sampled, tuple):
-            raise ValueError(
-                "sample_options must not set return_report=True: seeding screens the structures itself "
-                "and reports them in its SeedReport"
-            )
-        structures = sampled
     for k, atoms in enumerate(structures):
         check_same_atoms(atoms.numbers, template_atoms.numbers, f"structure {k}", "the topology")
 

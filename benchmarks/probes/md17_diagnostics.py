@@ -29,7 +29,7 @@ overall shape), printed and drawn as stacked bars. Force labels act at the therm
 remove the bond and angle parts of the training set's error, not the torsional part.
 
 Usage (after `ase-psm bench md17 --size cpu --out runs/bench_md17_cpu`):
-    python benchmarks/md17_diagnostics.py runs/bench_md17_cpu --protocol early
+    python benchmarks/probes/md17_diagnostics.py runs/bench_md17_cpu --protocol early
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Conformer benchmark in GPFF's style (issue 5): a time-step-free model of many drug-like molecules.
+"""Conformer benchmark in GPFF's style: a time-step-free model of many drug-like molecules.
 
 Data: RDKit's bundled ``NCI/first_5K.smi``, filtered to neutral single-fragment molecules of
 H, C, N, O, F, S, Cl with few heavy atoms; reference conformers from ETKDG + MMFF. Molecules are

@@ -1,4 +1,4 @@
-"""Conformer benchmark (issue 5): bond perception, multi-molecule GPFF training and the tiny run end to end."""
+"""Conformer benchmark: bond perception, multi-molecule GPFF training and the tiny run end to end."""
 
 from __future__ import annotations
 

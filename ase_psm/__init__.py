@@ -3,10 +3,18 @@
 frames -> dataset -> trainer -> checkpoint -> model -> calculator / samplers -> structures -> metrics
 """
 
-__version__ = "0.2.0.dev0"
-
+from ._version import __version__
 from .ase import PseudoForceDenoiser, PSMCalculator
-from .generate import sample
+from .generate import SampleConfig, sample
 from .train import TrainConfig, train, train_molecules
 
-__all__ = ["PSMCalculator", "PseudoForceDenoiser", "TrainConfig", "__version__", "sample", "train", "train_molecules"]
+__all__ = [
+    "PSMCalculator",
+    "PseudoForceDenoiser",
+    "SampleConfig",
+    "TrainConfig",
+    "__version__",
+    "sample",
+    "train",
+    "train_molecules",
+]

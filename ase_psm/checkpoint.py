@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from . import __version__
+from ._version import __version__
 from .model import ModelConfig, PseudoForceNet
 from .pretrained import resolve_checkpoint
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from importlib import resources
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import ase
 import ase.io
@@ -19,15 +19,14 @@ import numpy as np
 
 from .generate import sample
 from .metrics import distance_tvd, hr_mae, plot_distance_histograms
-from .systems import lj_energy
+from .systems import ARGON, lj_energy
 
-ARGON = 18
 MODELS: dict[str, tuple[str, dict[str, Any]]] = {
     "DSM": ("dsm", dict(loss="dsm")),
     "PSM (piecewise-weighted)": ("psm", dict(loss="piecewise-weighted", force_crossover_t="thermal")),
 }
 """Display name -> (file stem, loss settings); the shipped checkpoints were trained with these
-and DEMO_TRAINING for 2000 steps (benchmarks/lj13_debias.py, docs/lj13.md)."""
+and DEMO_TRAINING for 2000 steps (``ase-psm demo --train-steps 2000`` retrains them; docs/lj13.md)."""
 DEMO_TRAINING: dict[str, Any] = dict(
     kT=1.0, batch_size=64, schedule=dict(sigma_min=0.01, sigma_max=3.0), loss_weighting="score",
     model=dict(hidden_irreps="32x0e + 16x1e", sh_lmax=1, num_layers=3, num_radial=96), device="cpu",
@@ -73,11 +72,8 @@ def run_lj13_demo(
     named = {"training data": data["biased"]}
     for name, checkpoint in checkpoints.items():
         started = time.perf_counter()
-        structures = cast(  # without return_report, sample returns the list of structures
-            list[ase.Atoms],
-            sample(checkpoint, ase.Atoms(numbers=[ARGON] * 13), n=n_samples, seed=seed, device="cpu",
-                   sampler=SAMPLER, steps=sample_steps, progress=progress),
-        )
+        structures = sample(checkpoint, ase.Atoms(numbers=[ARGON] * 13), n=n_samples, seed=seed, device="cpu",
+                            sampler=SAMPLER, steps=sample_steps, progress=progress)
         seconds = time.perf_counter() - started
         positions = np.stack([atoms.positions for atoms in structures])
         ase.io.write(out / f"samples_{MODELS[name][0]}.extxyz", structures)

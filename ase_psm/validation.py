@@ -1,4 +1,5 @@
-"""Checks at the public API boundary, with errors that name the problem and the fix.
+"""Checks and reads of user input at the public API boundary, with errors that name the problem and
+the fix.
 
 Called by the calculator, the denoiser, ``sample()`` and the CLI before any tensor work, so
 bad input never surfaces as a traceback from deep inside torch. Units: Å.
@@ -15,6 +16,7 @@ import ase
 import ase.data
 import ase.io
 import numpy as np
+from ase.constraints import FixAtoms
 
 MAX_COORDINATE = 1e4
 """Largest accepted |coordinate| (Å); beyond it a structure is taken as corrupt or exploded."""
@@ -92,6 +94,15 @@ def check_sigma_range(sigma_min: float, sigma_max: float) -> None:
             f"need 0 < sigma_min < sigma_max (Å), got sigma_min={sigma_min}, sigma_max={sigma_max}: "
             "swap them or leave them out to use the training schedule"
         )
+
+
+def fixed_atom_mask(atoms: ase.Atoms) -> np.ndarray:
+    """Boolean mask (n_atoms,) of atoms held by FixAtoms constraints."""
+    fixed = np.zeros(len(atoms), dtype=bool)
+    for constraint in atoms.constraints:
+        if isinstance(constraint, FixAtoms):
+            fixed[constraint.get_indices()] = True
+    return fixed
 
 
 def read_structure(path: str | os.PathLike) -> ase.Atoms:

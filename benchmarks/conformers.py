@@ -1,4 +1,4 @@
-"""Conformer benchmark in GPFF's style (issue 5): a time-step-free model of many drug-like molecules.
+"""Conformer benchmark in GPFF's style: a time-step-free model of many drug-like molecules.
 
 Data: RDKit's bundled ``NCI/first_5K.smi``, filtered to neutral single-fragment molecules of
 H, C, N, O, F, S, Cl with few heavy atoms; reference conformers from ETKDG + MMFF. Molecules are
@@ -8,9 +8,9 @@ molecule's bond graph (``--no-graph``: on its elements only, as GPFF on QM9), th
 is generated from a Gaussian prior with :func:`ase_psm.sample` (``adaptive``: steps = the maximum
 NFE; ``direct``: steps = NFE) and judged:
 
-- validity (:func:`ase_psm.data.molecules.perceive`): bonds and bond orders perceived from the
+- validity (:func:`ase_psm.chemistry.molecules.perceive`): bonds and bond orders perceived from the
   coordinates give a valid, connected, neutral molecule;
-- graph recovery (:func:`ase_psm.data.molecules.match_smiles`): the bonds perceived from the
+- graph recovery (:func:`ase_psm.chemistry.molecules.match_smiles`): the bonds perceived from the
   coordinates form the reference's graph; graph + stereo recovery: also every stereo element of the
   reference conformer (``--set drugs``: every one the input SMILES gives) has its configuration.
 
@@ -52,7 +52,8 @@ from ase.constraints import FixAtoms
 
 from ase_psm import sample
 from ase_psm.checkpoint import load_model
-from ase_psm.data.molecules import (
+from ase_psm.chemistry.bonds import molecule_bonds
+from ase_psm.chemistry.molecules import (
     embed,
     filter_smiles,
     match_smiles,
@@ -61,7 +62,6 @@ from ase_psm.data.molecules import (
     perceive,
     read_smiles,
 )
-from ase_psm.data.topology import molecule_bonds
 from ase_psm.diffusion import pair_noise_by_element
 from ase_psm.model import PseudoForceNet, topology_classes
 from ase_psm.train.multi import MOLECULE_SCHEDULE, train_molecules
@@ -258,14 +258,13 @@ def run_case(
             template = edit_template(atoms) if edit else atoms
             # one structure at a time, so that the adaptive sampler's NFE is counted per structure
             for repeat in range(size["samples"]):
-                structures, report = sample(
+                structures = sample(
                     checkpoint, template, 1, sampler=sampler, steps=nfe, seed=seed + 1000 * repeat + index,
                     prior=prior, sigma_max=sigma, on_invalid="keep", progress=False, device="cpu",
-                    return_report=True,
                 )
                 v, g, r = judge(structures, atoms.info["reference_smiles"])
                 valid, graph, recovered, total = valid + v, graph + g, recovered + r, total + len(structures)
-                mirrored += report.mirrored
+                mirrored += structures.report.mirrored
     finally:
         handle.remove()
     row = dict(

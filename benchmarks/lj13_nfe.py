@@ -21,9 +21,9 @@ from pathlib import Path
 
 import ase
 import numpy as np
-from throughput import NFECounter  # benchmarks/ is on sys.path when this file runs as a script
 
 from ase_psm import sample
+from ase_psm.benchmarks.nfe import NFECounter
 from ase_psm.demo import load_lj13_data
 from ase_psm.metrics import distance_tvd
 from ase_psm.systems import lj_energy
@@ -48,12 +48,12 @@ def run(models: list[str], settings: list[tuple[str, int]], n: int, seed: int) -
         for sampler, steps in settings:
             counter.count = 0
             started = time.perf_counter()
-            structures, report = sample(name, template, n=n, sampler=sampler, steps=steps, seed=seed, device="cpu",
-                                        progress=False, batch_size=n, on_invalid="keep", return_report=True)
+            structures = sample(name, template, n=n, sampler=sampler, steps=steps, seed=seed, device="cpu",
+                                progress=False, batch_size=n, on_invalid="keep")
             seconds = time.perf_counter() - started
             positions = np.stack([atoms.positions for atoms in structures])
             row = {"model": name, "sampler": sampler, "steps": steps, "nfe": counter.count, "seconds": seconds,
-                   "invalid_fraction": report.invalid / report.generated,
+                   "invalid_fraction": structures.report.invalid / structures.report.generated,
                    "distance_tvd": distance_tvd(positions, reference),
                    "energy_median": float(np.median(lj_energy(positions)))}
             print(f"{name:9s} {sampler:9s} steps {steps:4d} NFE {row['nfe']:4d}  TVD {row['distance_tvd']:.4f}  "

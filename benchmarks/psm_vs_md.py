@@ -101,16 +101,15 @@ def psm_side(checkpoint: str, pdb, n: int, sampler: str, sample_steps: int, seed
         warnings.simplefilter("ignore")
         sample(checkpoint, template, n=2, sampler=sampler, steps=2, progress=False, on_invalid="keep")  # warm-up
         started = time.perf_counter()
-        structures, report = sample(checkpoint, template, n=n, sampler=sampler, steps=sample_steps, seed=seed,
-                                    batch_size=n, max_rounds=1, on_invalid="drop", progress=False,
-                                    return_report=True)
+        structures = sample(checkpoint, template, n=n, sampler=sampler, steps=sample_steps, seed=seed,
+                            batch_size=n, max_rounds=1, on_invalid="drop", progress=False)
     seconds = time.perf_counter() - started
     accepted = [atoms for atoms in structures if checker.check(atoms.positions) is None]
     l_fraction = float(np.mean([checker.same_chirality(a.positions) for a in structures])) if structures else 0.0
     angles = phi_psi(np.stack([a.positions for a in accepted]), pdb.topology) if accepted else np.zeros((0, 2))
     return {"n": n, "sampler": sampler, "sample_steps": sample_steps, "seconds": seconds,
             "passed_sample_checks": len(structures), "accepted": len(accepted),
-            "l_fraction": l_fraction, "report": str(report),
+            "l_fraction": l_fraction, "report": str(structures.report),
             "independent_per_second": len(accepted) / seconds, "angles": angles}
 
 

@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from ase_psm import PSMCalculator, sample
+from ase_psm.benchmarks.nfe import NFECounter
 from ase_psm.checkpoint import save_checkpoint
 from ase_psm.model import ModelConfig, PseudoForceNet, blocks
 
@@ -78,20 +79,6 @@ def best_of(function, repeats: int) -> float:
         function()
         times.append(time.perf_counter() - start)
     return min(times)
-
-
-class NFECounter:
-    """Counts forward calls of every PseudoForceNet."""
-
-    def __init__(self) -> None:
-        self.count = 0
-        self._handle = torch.nn.modules.module.register_module_forward_hook(self._hook)
-
-    def _hook(self, module, inputs, output) -> None:
-        self.count += isinstance(module, PseudoForceNet)
-
-    def close(self) -> None:
-        self._handle.remove()
 
 
 def batched_vs_single(folder: Path, network: str, n_atoms: int = 22, batch: int = 256, steps: int = 2) -> dict:

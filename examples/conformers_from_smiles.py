@@ -21,7 +21,7 @@ import ase.io
 import numpy as np
 
 from ase_psm import PseudoForceDenoiser, PSMCalculator, sample
-from ase_psm.data.molecules import match_smiles, molecule_template, perceive
+from ase_psm.chemistry.molecules import match_smiles, molecule_template, perceive
 
 
 def mmff_rmsd(smiles: str, atoms: ase.Atoms) -> float | None:
@@ -56,9 +56,9 @@ def main() -> None:
     print(f"{args.smiles}: {len(template)} atoms, {len(template.info['bonds'])} bonds")
 
     # 1. a batch from noise
-    structures, report = sample(args.checkpoint, template, args.n, sampler=args.sampler, steps=args.steps,
-                                on_invalid="keep", device="cpu", progress=False, return_report=True)
-    print(f"sample ({args.sampler}, {args.steps} steps): {report}")
+    structures = sample(args.checkpoint, template, args.n, sampler=args.sampler, steps=args.steps,
+                        on_invalid="keep", device="cpu", progress=False)
+    print(f"sample ({args.sampler}, {args.steps} steps): {structures.report}")
 
     # 2. the ASE route: noise one conformer and relax it on the pseudo-PES
     atoms = template.copy()

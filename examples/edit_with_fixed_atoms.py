@@ -17,7 +17,7 @@ from ase.constraints import FixAtoms
 
 from ase_psm import PseudoForceDenoiser, PSMCalculator, sample
 from ase_psm.demo import load_lj13_data
-from ase_psm.systems import lj_energy
+from ase_psm.systems import ARGON, lj_energy
 
 
 def main() -> None:
@@ -28,15 +28,14 @@ def main() -> None:
     args = parser.parse_args()
 
     reference = load_lj13_data()["reference"][0]
-    template = ase.Atoms(numbers=[18] * 13, positions=reference)
+    template = ase.Atoms(numbers=[ARGON] * 13, positions=reference)
     scaffold = list(range(7))
     template.set_constraint(FixAtoms(indices=scaffold))
 
     # regenerate atoms 7..12 from the template noised to 1.0 (structural prior); the scaffold stays
-    structures, report = sample("lj13", template, n=args.n, sampler="heun", steps=args.steps,
-                                prior="structure", sigma_max=1.0, seed=0, device="cpu", progress=False,
-                                return_report=True)
-    print(f"checks: {report}")
+    structures = sample("lj13", template, n=args.n, sampler="heun", steps=args.steps,
+                        prior="structure", sigma_max=1.0, seed=0, device="cpu", progress=False)
+    print(f"checks: {structures.report}")
     moved = max(float(np.abs(s.positions[scaffold] - reference[scaffold]).max()) for s in structures)
     print(f"largest scaffold displacement after sampling: {moved:.2e}")
 

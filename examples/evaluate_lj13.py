@@ -20,7 +20,7 @@ from ase_psm import sample
 from ase_psm.data import Frames, write_frames
 from ase_psm.demo import load_lj13_data
 from ase_psm.metrics import distance_tvd, hr_mae, plot_distance_histograms, plot_energy_histograms, plot_hr
-from ase_psm.systems import lj_energy
+from ase_psm.systems import ARGON, lj_energy
 
 
 def main() -> None:
@@ -33,7 +33,7 @@ def main() -> None:
 
     data = load_lj13_data()
     reference = data["reference"]
-    template = ase.Atoms(numbers=[18] * 13, positions=reference[0])
+    template = ase.Atoms(numbers=[ARGON] * 13, positions=reference[0])
     positions, energies = {}, {}
     for name in ("lj13", "lj13-dsm"):
         structures = sample(name, template, n=args.n, sampler="pc", steps=args.steps, seed=0, device="cpu")

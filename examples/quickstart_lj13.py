@@ -19,7 +19,7 @@ import numpy as np
 from ase_psm import PseudoForceDenoiser, PSMCalculator, sample, train
 from ase_psm.data import Frames, write_frames
 from ase_psm.metrics import distance_tvd
-from ase_psm.systems import lj_forces, lj_initial_positions, metropolis
+from ase_psm.systems import ARGON, lj_forces, lj_initial_positions, metropolis
 
 
 def main() -> None:
@@ -33,7 +33,7 @@ def main() -> None:
     # 1. one Metropolis chain: 100 burn-in sweeps, then 1000 frames, one per sweep
     chain, acceptance = metropolis(lj_initial_positions(13, 1, seed=0), 1100, seed=0)
     positions = chain[0, 100:]
-    frames = Frames(np.full(13, 18), positions, forces=lj_forces(positions))
+    frames = Frames(np.full(13, ARGON), positions, forces=lj_forces(positions))
     write_frames(args.out / "lj13.extxyz", frames)
     print(f"Metropolis acceptance {acceptance:.2f}; wrote {len(frames)} frames")
 
@@ -54,9 +54,9 @@ def main() -> None:
     print(f"denoiser converged: {converged}")
 
     # 3c. sampling; every structure is checked (finite, compact, no clashes), failures regenerated
-    structures, report = sample(checkpoint, ase.Atoms(numbers=[18] * 13), n=args.samples, sampler="pc",
-                                steps=50, seed=0, device="cpu", return_report=True)
-    print(f"checks: {report}")
+    structures = sample(checkpoint, ase.Atoms(numbers=[ARGON] * 13), n=args.samples, sampler="pc",
+                        steps=50, seed=0, device="cpu")
+    print(f"checks: {structures.report}")
     if not structures:
         print("no structure passed the checks: train longer (--steps 300)")
         return

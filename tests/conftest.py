@@ -8,10 +8,9 @@ import torch
 
 from ase_psm.benchmarks.data import ALA2_PDB
 from ase_psm.data import Frames, write_frames
-from ase_psm.systems import lj_forces, lj_initial_positions, metropolis
+from ase_psm.systems import ARGON, lj_forces, lj_initial_positions, metropolis
 from ase_psm.train import train
 
-ARGON = 18
 TINY_MODEL = dict(hidden_irreps="8x0e + 4x1e", sh_lmax=1, num_layers=2, radial_hidden=16)
 
 

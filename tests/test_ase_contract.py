@@ -142,7 +142,7 @@ def test_calculator_shared_by_copies(atoms):
 def test_graph_conditioned_calculator_recalculates_when_the_bonds_change():
     from ase.build import molecule
 
-    from ase_psm.data.topology import molecule_bonds
+    from ase_psm.chemistry.bonds import molecule_bonds
 
     atoms = molecule("CH3CH2OH")
     atoms.info["bonds"] = molecule_bonds(atoms)  # perceived from the clean structure

@@ -124,7 +124,7 @@ def test_ala2_data_has_free_xh_bonds():
     (with H-bond constraints their lengths are fixed and the force labels along them are not)."""
     pytest.importorskip("openmm")
     from ase_psm.benchmarks.data import _ala2_run
-    from ase_psm.data.topology import bond_graph
+    from ase_psm.chemistry.bonds import bond_graph
 
     frames = _ala2_run(20, 20, 0, seed=0, progress=False, label="test")
     bonds = np.argwhere(np.triu(bond_graph(frames.numbers, frames.positions[0])))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import subprocess
 import sys
@@ -12,17 +13,18 @@ import pytest
 import torch
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+PROBES = BENCHMARKS / "probes"
 
 
-def run_script(name: str, *arguments: str) -> None:
-    result = subprocess.run([sys.executable, str(BENCHMARKS / name), *arguments], check=False, capture_output=True,
+def run_script(path: Path, *arguments: str) -> None:
+    result = subprocess.run([sys.executable, str(path), *arguments], check=False, capture_output=True,
                             text=True,
                             timeout=600)
     assert result.returncode == 0, result.stderr[-2000:]
 
 
 def test_lj13_nfe_quick_run_writes_well_formed_rows(tmp_path):
-    run_script("lj13_nfe.py", "--out", str(tmp_path), "--n", "8", "--quick", "--models", "lj13-dsm")
+    run_script(BENCHMARKS / "lj13_nfe.py", "--out", str(tmp_path), "--n", "8", "--quick", "--models", "lj13-dsm")
     rows = json.loads((tmp_path / "lj13_nfe.json").read_text())
     assert rows[0]["model"] == "reference" and len(rows) == 4
     for row in rows[1:]:
@@ -47,16 +49,16 @@ def test_integrated_autocorrelation_time_of_an_ar1_process():
     assert integrated_autocorrelation_time(rng.standard_normal(n)) == pytest.approx(1.0, abs=0.1)
 
 
-def _import_script(name: str):
-    sys.path.insert(0, str(BENCHMARKS))
+def _import_probe(name: str):
+    sys.path.insert(0, str(PROBES))
     try:
         return __import__(name)
     finally:
-        sys.path.remove(str(BENCHMARKS))
+        sys.path.remove(str(PROBES))
 
 
 def test_xh_bond_spread_is_the_robust_std_of_each_pool():
-    xh_bond_spread = _import_script("md17_diagnostics").xh_bond_spread
+    xh_bond_spread = _import_probe("md17_diagnostics").xh_bond_spread
     rng = np.random.default_rng(0)
     numbers = np.array([6, 8, 1, 1])  # C-H (std 0.03) and O-H (std 0.01), heavy atoms 3 Å apart
     template = np.array([[0.0, 0, 0], [3.0, 0, 0], [-1.1, 0, 0], [3.97, 0, 0]])
@@ -70,7 +72,7 @@ def test_xh_bond_spread_is_the_robust_std_of_each_pool():
 
 
 def test_hr_mae_by_range_plot_is_written(tmp_path):
-    script = _import_script("md17_diagnostics")
+    script = _import_probe("md17_diagnostics")
     parts = {"ethanol": {"training set": np.array([0.03, 0.02, 0.06, 0.05]), "dsm": np.array([0.04, 0.02, 0.06, 0.05])},
              "uracil": {"training set": np.array([0.03, 0.01, 0.03, 0.06])}}  # a molecule without samples
     path = script.plot_hr_mae_by_range(parts, tmp_path / "ranges.png")
@@ -78,7 +80,7 @@ def test_hr_mae_by_range_plot_is_written(tmp_path):
 
 
 def test_shell_statistics_of_a_hand_made_cluster():
-    shell_statistics = _import_script("lj13_local_bias").shell_statistics
+    shell_statistics = _import_probe("lj13_local_bias").shell_statistics
     triangle = np.array([[[0.0, 0, 0], [1.0, 0, 0], [0.0, 2.0, 0]]])  # distances 1, 2, sqrt(5)
     stats = shell_statistics(triangle)
     assert stats["first-shell fraction"] == pytest.approx(1 / 3) and stats["shell median"] == pytest.approx(1.0)
@@ -89,11 +91,11 @@ def test_denoising_validity_is_one_at_vanishing_noise_and_falls_with_noise(tmp_p
     from conftest import TINY_MODEL
     from test_model import ETHANOL_NUMBERS, ETHANOL_POSITIONS
 
+    from ase_psm.chemistry.bonds import bond_graph
     from ase_psm.data import Frames
-    from ase_psm.data.topology import bond_graph
     from ase_psm.train import train
 
-    denoising_validity = _import_script("md17_diagnostics").denoising_validity
+    denoising_validity = _import_probe("md17_diagnostics").denoising_validity
     numbers = ETHANOL_NUMBERS.numpy()
     rng = np.random.default_rng(0)
     frames = ETHANOL_POSITIONS.numpy() + 0.02 * rng.standard_normal((16, 9, 3))
@@ -113,7 +115,7 @@ def test_final_corrector_curve_on_a_tiny_bench_run(tmp_path):
                  "--protocols", "biased", "--cache", str(cache), "--out", str(out)]) == 0
     run = next((out / "runs").iterdir())
     rows_file = tmp_path / "curve.json"
-    run_script("final_corrector.py", str(run), "--system", "lj13", "--size", "tiny", "--cache", str(cache),
+    run_script(PROBES / "final_corrector.py", str(run), "--system", "lj13", "--size", "tiny", "--cache", str(cache),
                "--n", "4", "--steps", "2", "--marks", "0,2", "--out", str(rows_file),
                "--save-samples", str(tmp_path / "curve.npz"))
     rows = json.loads(rows_file.read_text())
@@ -127,7 +129,7 @@ def test_final_corrector_curve_on_a_tiny_bench_run(tmp_path):
 
 
 def test_edge_chunk_ab_timing_writes_both_modes(tmp_path):
-    run_script("edge_chunks.py", "--out", str(tmp_path), "--n", "4", "--calls", "5", "--sample-steps", "2",
+    run_script(PROBES / "edge_chunks.py", "--out", str(tmp_path), "--n", "4", "--calls", "5", "--sample-steps", "2",
                "--rounds", "1", "--chunk", "100", "--plot", str(tmp_path / "calls.png"))
     results = json.loads((tmp_path / "results.json").read_text())
     assert results["edges"] == 4 * 22 * 21
@@ -140,7 +142,7 @@ def test_edge_chunk_ab_timing_writes_both_modes(tmp_path):
 
 
 def test_score_agreement_of_a_model_that_returns_the_target(monkeypatch):
-    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    monkeypatch.syspath_prepend(str(PROBES))
     from ala2_score_probe import score_agreement
 
     target = np.random.default_rng(0).normal(size=(5, 4, 3))
@@ -166,8 +168,20 @@ def test_ala2_score_probe_on_a_tiny_bench_run(tmp_path):
     out = tmp_path / "bench"
     assert main(["--quiet", "bench", "ala2", "--size", "tiny", "--seeds", "1", "--models", "dsm",
                  "--out", str(out)]) == 0
-    run_script("ala2_score_probe.py", str(out), "--n", "5", "--sigmas", "0.01", "0.1")
+    run_script(PROBES / "ala2_score_probe.py", str(out), "--n", "5", "--sigmas", "0.01", "0.1")
     rows = json.loads((out / "score_probe_seed0.json").read_text())
     assert [(row["frames"], row["sigma"]) for row in rows] == [
         ("reference", 0.01), ("reference", 0.1), ("training", 0.01), ("training", 0.1)]
     assert all(row["model"] == "dsm" and row["relative_error"] > 0 and -1 <= row["cosine"] <= 1 for row in rows)
+
+
+def test_scripts_do_not_import_each_other():
+    scripts = {path.stem for path in BENCHMARKS.rglob("*.py")}
+    for path in BENCHMARKS.rglob("*.py"):
+        imported = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                imported.add(node.module.split(".")[0])
+            elif isinstance(node, ast.Import):
+                imported.update(alias.name.split(".")[0] for alias in node.names)
+        assert not imported & scripts, f"{path.name} imports {imported & scripts}: move the shared piece into ase_psm"

@@ -1,4 +1,4 @@
-"""Conformer benchmark (issue 5): bond perception, multi-molecule GPFF training and the tiny run end to end."""
+"""Conformer benchmark: bond perception, multi-molecule GPFF training and the tiny run end to end."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ pytest.importorskip("rdkit")
 from ase.constraints import FixAtoms
 
 from ase_psm import sample
-from ase_psm.data.molecules import embed, filter_smiles, match_smiles, molecule_template, perceive
+from ase_psm.chemistry.molecules import embed, filter_smiles, match_smiles, molecule_template, perceive
 from ase_psm.train.multi import train_molecules
 
 pytestmark = pytest.mark.mindeps  # CI also runs these against the oldest declared dependencies
@@ -116,10 +116,11 @@ def test_train_molecules_checkpoint_samples_held_out_molecule(tmp_path):
         model=dict(hidden_irreps="4x0e + 2x1e", num_layers=1, num_radial=8, radial_hidden=8),
     )
     (template,) = embed("CC(=O)O")  # held out, lacks N, F and Cl
-    structures, report = sample(
+    structures = sample(
         checkpoint, template, 2, sampler="adaptive", steps=4, progress=False, on_invalid="keep",
-        check_bonds=False, device="cpu", return_report=True,
+        check_bonds=False, device="cpu",
     )
+    report = structures.report
     assert len(structures) == 2 and report.generated == 2
     assert all(np.isfinite(s.positions).all() and s.get_chemical_formula() == "C2H4O2" for s in structures)
     template.set_constraint(FixAtoms(indices=[0, 1]))
@@ -145,7 +146,7 @@ def test_train_molecules_sigma_conditioned_network(tmp_path):
 
 
 def test_embed_writes_the_molecular_graph():
-    from ase_psm.data.topology import bond_graph, molecule_bonds
+    from ase_psm.chemistry.bonds import bond_graph, molecule_bonds
 
     (atoms,) = embed("CC(=O)O")
     bonds = {tuple(sorted(b)) for b in atoms.info["bonds"].tolist()}
@@ -250,9 +251,8 @@ def test_memorise_mode_generates_its_training_molecules(tmp_path):
 
 
 def test_cis_trans_of_double_bonds_is_found_and_checked():
-    from ase_psm.data.topology import cis_trans, stereo_double_bonds
-    from ase_psm.generate import _checks
-    from ase_psm.metrics import structure_problems
+    from ase_psm.chemistry.stereo import cis_trans, stereo_double_bonds
+    from ase_psm.generate import SampleConfig, template_checks
 
     (trans,) = embed("C/C=C/C")
     (cis,) = embed("C/C=C\\C")
@@ -273,12 +273,12 @@ def test_cis_trans_of_double_bonds_is_found_and_checked():
         length_scale, cutoff = 1.0, 10.0
 
     model = type("Model", (), {"config": Config})()
-    checks = _checks(model, trans, None, "auto", "mirror")
-    assert checks["double_bonds"] == [bond]
-    assert structure_problems(np.stack([trans.positions, cis.positions]), **checks) == [[], ["cis/trans"]]
-    assert "double_bonds" not in _checks(model, trans, None, "auto", "keep")
+    checks = template_checks(trans, model.config, SampleConfig())
+    assert checks.double_bonds == [bond]
+    assert checks.problems(np.stack([trans.positions, cis.positions])) == [[], ["cis/trans"]]
+    assert not template_checks(trans, model.config, SampleConfig(enantiomers="keep")).double_bonds
     del trans.info["bond_orders"]
-    assert "double_bonds" not in _checks(model, trans, None, "auto", "mirror")
+    assert not template_checks(trans, model.config, SampleConfig()).double_bonds
 
 
 def test_drug_set_is_judged_against_the_input_smiles(tmp_path):

@@ -144,14 +144,14 @@ def test_samplers_are_finite_centred_and_keep_fixed_atoms(name):
     generator = torch.Generator().manual_seed(0)
     x = 3.0 * zero_com_noise((64, 4, 3), generator, torch.float64)
     sampler = SAMPLERS[name]
-    first = (3.0,) if name in ("adaptive", "direct") else (geometric_sigmas(30, 0.01, 3.0),)
-    out = sampler(gaussian_denoiser, x, *first, generator=generator)
+    sigmas = geometric_sigmas(30, 0.01, 3.0)
+    out = sampler(gaussian_denoiser, x, sigmas, generator=generator)
     assert out.shape == x.shape and torch.isfinite(out).all()
     torch.testing.assert_close(out.mean(dim=1), torch.zeros(64, 3, dtype=torch.float64), atol=1e-10, rtol=0)
     assert (out - MEANS).abs().mean() < 0.3  # denoised onto the data, not left as noise
 
     free = torch.tensor([True, False, True, True])
-    kept = sampler(gaussian_denoiser, x.clone(), *first, generator=generator, free=free)
+    kept = sampler(gaussian_denoiser, x.clone(), sigmas, generator=generator, free=free)
     torch.testing.assert_close(kept[:, 1], x[:, 1])
 
 
@@ -159,7 +159,7 @@ def test_adaptive_sampler_returns_the_denoised_structure_at_its_last_step():
     """Out of steps, adaptive denoising returns x0_hat, not x0_hat plus fresh noise."""
     generator = torch.Generator().manual_seed(0)
     x = 3.0 * zero_com_noise((16, 4, 3), generator, torch.float64)
-    one_step = SAMPLERS["adaptive"](gaussian_denoiser, x, 3.0, max_steps=1, generator=generator)
+    one_step = SAMPLERS["adaptive"](gaussian_denoiser, x, torch.tensor([3.0, 0.0]), generator=generator)
     torch.testing.assert_close(one_step, gaussian_denoiser(x, torch.tensor(3.0)))
     calls = []
 
@@ -167,7 +167,7 @@ def test_adaptive_sampler_returns_the_denoised_structure_at_its_last_step():
         calls.append(len(y))
         return gaussian_denoiser(y, sigma)
 
-    SAMPLERS["adaptive"](counting, x, 3.0, max_steps=4, generator=generator)
+    SAMPLERS["adaptive"](counting, x, geometric_sigmas(4, 0.02, 3.0), generator=generator)
     assert calls == [16, 16, 16, 16]  # not converged after 4 calls: all run to the limit
 
 
@@ -210,3 +210,19 @@ def test_langevin_step_keeps_no_autograd_graph():
     for _ in range(3):
         x = langevin_step(lambda y, sigma: weight * gaussian_denoiser(y, sigma), x, torch.tensor(0.05), 0.16, None, None)
     assert not x.requires_grad and x.grad_fn is None
+
+
+def test_every_sampler_has_one_signature():
+    import inspect
+    from typing import get_args
+
+    from ase_psm.diffusion.samplers import COMMON_ARGUMENTS, SamplerName, noise_levels, sampler_options
+
+    assert tuple(SAMPLERS) == get_args(SamplerName)
+    for name, sampler in SAMPLERS.items():
+        parameters = inspect.signature(sampler).parameters
+        assert list(parameters)[:3] == ["denoise", "x", "sigmas"], name
+        assert set(COMMON_ARGUMENTS) | set(sampler_options(name)) == set(list(parameters)[3:]), name
+    assert sampler_options("pc") == ("snr", "final_corrector_steps") and sampler_options("ancestral") == ()
+    torch.testing.assert_close(noise_levels("pc", 4, 0.05, 3.0), geometric_sigmas(4, 0.05, 3.0))
+    assert len(noise_levels("heun", 4, 0.05, 3.0)) == 5

@@ -15,7 +15,7 @@ import pytest
 from ase_psm import sample
 from ase_psm.checkpoint import load_model
 from ase_psm.data import write_frames
-from ase_psm.train.distributed import rank_seed
+from ase_psm.distributed import rank_seed
 
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
 

@@ -175,7 +175,7 @@ ETHANOL_POSITIONS = torch.tensor(
 
 
 def test_graph_atom_types_tell_bonded_partners_apart():
-    from ase_psm.data.topology import graph_atom_types
+    from ase_psm.chemistry.bonds import graph_atom_types
 
     types = graph_atom_types(ETHANOL_NUMBERS.numpy(), ETHANOL_POSITIONS.numpy())
     assert types[3] == types[4] == types[5]  # methyl H
@@ -186,7 +186,7 @@ def test_graph_atom_types_tell_bonded_partners_apart():
 
 
 def test_single_molecule_network_is_equivariant_within_types_and_checks_atom_order():
-    from ase_psm.data.topology import graph_atom_types
+    from ase_psm.chemistry.bonds import graph_atom_types
 
     types = graph_atom_types(ETHANOL_NUMBERS.numpy(), ETHANOL_POSITIONS.numpy())
     net = make_net(species=[1, 6, 8], site_numbers=ETHANOL_NUMBERS.tolist(), site_types=types)

@@ -19,6 +19,7 @@ from openmm import app, unit
 
 from ase_psm.cli.main import main
 from ase_psm.data import Frames, read_frames
+from ase_psm.metrics.validity import BONDS, CHIRALITY, CLASH
 from ase_psm.openmm import (
     FrameRecorder,
     SeedSettings,
@@ -31,7 +32,6 @@ from ase_psm.openmm import (
     topology_bonds,
     write_structures,
 )
-from ase_psm.openmm.checks import BOND, CHIRALITY, CLASH
 from ase_psm.train import train
 
 pytestmark = pytest.mark.mindeps  # CI also runs these against the oldest declared dependencies
@@ -272,7 +272,7 @@ def test_checks_after_minimization_accept_repaired_bonds_but_not_mirror_images(a
         settings = SeedSettings(steps=20, temperature=300.0, report_interval=10, check_after_minimization=after)
         reports[after] = seed_simulations(None, system, pdb.topology, pdb.positions, structures=[stretched, mirrored],
                                           out=tmp_path / str(after), settings=settings, progress=False)
-    assert [(r.index, r.category) for r in reports[False].rejected] == [(0, BOND), (1, CHIRALITY)]
+    assert [(r.index, r.category) for r in reports[False].rejected] == [(0, BONDS), (1, CHIRALITY)]
     assert [(r.index, r.category) for r in reports[True].rejected] == [(1, CHIRALITY)]
     assert reports[True].accepted == 1
 

@@ -69,8 +69,9 @@ def test_shipped_ala2_model_gives_valid_l_alanine_dipeptide(ala2_template_and_ch
     """The ala2 model (trained on L-alanine dipeptide MD) samples L structures that pass the OpenMM checks."""
     template, checker = ala2_template_and_checker
     with pytest.warns(RuntimeWarning, match="sample: generated 32"):  # invalid ones are kept and counted
-        structures, report = sample("ala2", template, n=32, steps=100, seed=0, device="cpu", progress=False,
-                                    on_invalid="keep", return_report=True)
+        structures = sample("ala2", template, n=32, steps=100, seed=0, device="cpu", progress=False,
+                            on_invalid="keep")
+    report = structures.report
     positions = np.stack([atoms.positions for atoms in structures])
     assert checker.same_chirality(positions).mean() >= 0.99  # D samples come back mirrored (exact symmetry)
     assert report.mirrored > 0  # the network itself does not always pick L
@@ -97,7 +98,7 @@ HELD_OUT_MOLECULES = ("CC(=O)Oc1ccccc1C(=O)O", "CCOC(C)=O", "N#Cc1ccccc1")
 
 def test_shipped_conformer_model_generates_molecules_it_never_saw():
     pytest.importorskip("rdkit")
-    from ase_psm.data.molecules import match_smiles, molecule_template
+    from ase_psm.chemistry.molecules import match_smiles, molecule_template
 
     for smiles in HELD_OUT_MOLECULES:
         template = molecule_template(smiles)

@@ -387,7 +387,7 @@ def test_cli_subprocess_exits_2_with_one_line(tmp_path, lj7_file, argv, message)
 
 
 STABILITY_STEPS = int(os.environ.get("ASE_PSM_STABILITY_STEPS", "10000"))
-"""The issue's 10,000 steps (about 5 ms per step on one free CPU core); the variable sets fewer or more."""
+"""The target's 10,000 steps (about 5 ms per step on one free CPU core); the variable sets fewer or more."""
 
 
 def _rss_mib() -> float:

@@ -9,8 +9,9 @@ import pytest
 from ase.build import molecule
 
 from ase_psm import sample
+from ase_psm.chemistry.bonds import is_molecule
 from ase_psm.cli.main import main
-from ase_psm.metrics import bond_graph, is_molecule, structure_problems
+from ase_psm.metrics import bond_graph, structure_problems
 
 pytestmark = pytest.mark.mindeps  # CI also runs these against the oldest declared dependencies
 
@@ -79,11 +80,11 @@ def _template(frames):
 
 def test_sample_drops_keeps_or_regenerates_invalid_structures(tiny_checkpoint, lj7_frames):
     template = _template(lj7_frames)
-    options = {"n": 12, "steps": 4, "sampler": "heun", "seed": 3, "device": "cpu", "progress": False,
-               "return_report": True}
+    options = {"n": 12, "steps": 4, "sampler": "heun", "seed": 3, "device": "cpu", "progress": False}
     with warnings.catch_warnings():  # a 30-step model explodes a few structures, which is flagged
         warnings.simplefilter("ignore", RuntimeWarning)
-        kept, report = sample(tiny_checkpoint, template, on_invalid="keep", clash_distance=0.0, **options)
+        kept = sample(tiny_checkpoint, template, on_invalid="keep", clash_distance=0.0, **options)
+    report = kept.report
     assert len(kept) == 12 and report.rounds == 1 and "clash" not in report.problems
     assert report.invalid == sum("problems" in a.info for a in kept) < 12
     intact = [a for a in kept if "problems" not in a.info]
@@ -91,17 +92,20 @@ def test_sample_drops_keeps_or_regenerates_invalid_structures(tiny_checkpoint, l
     threshold = float(np.median(closest))
 
     with pytest.warns(RuntimeWarning, match="invalid"):
-        kept, report = sample(tiny_checkpoint, template, on_invalid="keep", clash_distance=threshold, **options)
+        kept = sample(tiny_checkpoint, template, on_invalid="keep", clash_distance=threshold, **options)
+    report = kept.report
     flagged = [a for a in kept if "problems" in a.info]
     assert len(kept) == 12 and len(flagged) == report.invalid and report.problems["clash"] >= 1
 
     with pytest.warns(RuntimeWarning, match="returned"):
-        dropped, report = sample(tiny_checkpoint, template, on_invalid="drop", clash_distance=threshold, **options)
+        dropped = sample(tiny_checkpoint, template, on_invalid="drop", clash_distance=threshold, **options)
+    report = dropped.report
     assert len(dropped) == 12 - report.invalid < 12
 
-    filled, report = sample(
+    filled = sample(
         tiny_checkpoint, template, on_invalid="regenerate", clash_distance=threshold, max_rounds=20, **options
     )
+    report = filled.report
     assert len(filled) == 12 and report.generated > 12 and report.rounds > 1
     assert all(np.sort(a.get_all_distances(), axis=None)[7] >= threshold for a in filled)
     assert not any("problems" in a.info for a in filled)
@@ -146,8 +150,8 @@ def dichlorodifluoroethane() -> tuple[np.ndarray, np.ndarray]:
 
 
 def test_enantiomers_are_mirrored_and_diastereomers_flagged():
-    from ase_psm.data.topology import signed_volumes, stereocentres
-    from ase_psm.generate import _mirror_enantiomers
+    from ase_psm.chemistry.stereo import signed_volumes, stereocentres
+    from ase_psm.generate.checks import mirror_enantiomers
 
     numbers, template = dichlorodifluoroethane()
     bonds = bond_graph(numbers, template)
@@ -164,7 +168,7 @@ def test_enantiomers_are_mirrored_and_diastereomers_flagged():
     checks = dict(clash_distance=0.5, max_radius=10.0, numbers=numbers, reference_bonds=bonds,
                   stereocentres=centres, reference_handedness=handedness)
     assert structure_problems(positions, **checks) == [[], ["chirality"], ["chirality"]]
-    assert _mirror_enantiomers(positions, centres, handedness) == 1  # only the full mirror image
+    assert mirror_enantiomers(positions, centres, handedness) == 1  # only the full mirror image
     assert structure_problems(positions, **checks) == [[], [], ["chirality"]]
     np.testing.assert_allclose(signed_volumes(positions[1], centres), signed_volumes(template, centres))
 
@@ -180,7 +184,7 @@ def _malonaldehyde() -> tuple[np.ndarray, np.ndarray]:
 
 
 def test_match_to_template_renumbers_swapped_equivalent_atoms_only():
-    from ase_psm.data.topology import match_to_template
+    from ase_psm.chemistry.bonds import match_to_template
 
     numbers, template = _malonaldehyde()
     reference = bond_graph(numbers, template)
@@ -203,7 +207,7 @@ def test_match_to_template_renumbers_swapped_equivalent_atoms_only():
 
 
 def test_sample_renumbering_turns_swapped_halves_into_valid_structures():
-    from ase_psm.generate import _renumber
+    from ase_psm.generate.checks import renumber_onto_template
 
     numbers, template = _malonaldehyde()
     reference = bond_graph(numbers, template)
@@ -212,6 +216,6 @@ def test_sample_renumbering_turns_swapped_halves_into_valid_structures():
     positions = np.stack([template, swapped])
     checks = dict(clash_distance=0.5, max_radius=10.0, numbers=numbers, reference_bonds=reference)
     assert structure_problems(positions, **checks) == [[], ["bonds"]]
-    assert _renumber(positions, numbers, reference) == 1
+    assert renumber_onto_template(positions, numbers, reference) == 1
     assert structure_problems(positions, **checks) == [[], []]
     np.testing.assert_allclose(positions[0], template)  # a valid structure is left alone

@@ -11,8 +11,9 @@ import torch
 from ase.calculators.calculator import Calculator, all_changes
 
 from ..checkpoint import load_model, resolve_dtype
-from ..data.topology import molecule_bonds
+from ..chemistry.bonds import molecule_bonds
 from ..model import topology_classes
+from ..model.segments import structure_mean
 from ..validation import check_atoms
 
 SIGMA_ITERATIONS = 6
@@ -33,7 +34,7 @@ class PSMCalculator(Calculator):
     schedule's sigma_max. Time-step-free (GPFF) networks ignore it.
 
     A graph-conditioned network reads the molecular graph from ``atoms.info["bonds"]``
-    ((n_bonds, 2) atom indices, as :func:`ase_psm.data.molecules.embed` writes it): noised
+    ((n_bonds, 2) atom indices, as :func:`ase_psm.chemistry.molecules.embed` writes it): noised
     coordinates do not tell it, so the calculator does not perceive it. A network trained on one
     molecule's frames carries that molecule's graph and needs no ``info["bonds"]``.
     """
@@ -68,7 +69,7 @@ class PSMCalculator(Calculator):
         if "bonds" not in atoms.info:
             raise ValueError(
                 "this model is conditioned on the molecular graph: set atoms.info['bonds'] to the (n_bonds, 2) "
-                "bonded atom pairs (e.g. ase_psm.data.topology.molecule_bonds(clean_atoms), or from RDKit)"
+                "bonded atom pairs (e.g. ase_psm.chemistry.bonds.molecule_bonds(clean_atoms), or from RDKit)"
             )
         return topology_classes(len(atoms), molecule_bonds(atoms)).to(self.device)
 
@@ -191,9 +192,7 @@ def _same_bonds(first: ase.Atoms, second: ase.Atoms) -> bool:
 
 def _rms(forces: torch.Tensor, batch: torch.Tensor, num_structures: int) -> torch.Tensor:
     """Per-structure RMS (B,) of flat vectors (N_total, 3)."""
-    squares = forces.new_zeros(num_structures).index_add_(0, batch, forces.square().sum(dim=1))
-    counts = torch.bincount(batch, minlength=num_structures).clamp(min=1).to(forces.dtype)
-    return (squares / (3.0 * counts)).sqrt()
+    return structure_mean(forces.square().mean(dim=1), batch, num_structures).sqrt()
 
 
 def _results(forces: np.ndarray, sigma: float) -> dict:

@@ -10,9 +10,8 @@ import ase
 import numpy as np
 from ase.optimize.optimize import Optimizer
 
-from ..validation import check_atoms
+from ..validation import check_atoms, fixed_atom_mask
 from .calculator import PSMCalculator
-from .constraints import fixed_atom_mask
 
 
 class PseudoForceDenoiser(Optimizer):

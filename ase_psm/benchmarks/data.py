@@ -19,7 +19,6 @@ from tqdm.auto import tqdm
 from .cache import CachedArrays, load_or_generate
 from .config import DATA, MD17_MOLECULES
 
-ARGON = 18  # LJ particles need an element; reduced units throughout
 ALA2_PDB = Path(__file__).resolve().parents[1] / "examples_data" / "ala2.pdb"
 MD17_TEMPERATURE = 500.0  # K
 MD17_TIMESTEP = 0.5  # fs
@@ -83,7 +82,7 @@ def lj_data(n_atoms: int, size: str, cache_dir: str | Path, seed: int = 0, progr
     """LJ-n at kT = 1: reference from many Metropolis chains; "biased" = the first sweeps of one chain,
     "table2" = a random 10 % of the reference (removed from the evaluation reference), "cold" = the first
     sweeps of one chain started at an energy minimum (a local bias; its own cache entry)."""
-    from ..systems import make_lj_cold_head, make_lj_dataset
+    from ..systems import ARGON, make_lj_cold_head, make_lj_dataset
 
     settings = dict(DATA[f"lj{n_atoms}"][size], n_atoms=n_atoms, seed=seed)
     entry = load_or_generate(cache_dir, f"lj{n_atoms}", settings,

@@ -10,12 +10,11 @@ import time
 import warnings
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import numpy as np
 from tqdm.auto import tqdm
 
-from ..metrics import SampleReport
 from ..train import TrainConfig
 from .config import MD17_MOLECULES, MODELS, PROTOCOLS, SETTINGS, SIZES, SYSTEMS, BenchSettings, ModelSpec
 from .data import BenchData, load_system
@@ -177,18 +176,16 @@ def train_and_sample(data: BenchData, protocol: str, train_config: TrainConfig, 
         sampler_options["final_corrector_steps"] = settings.final_corrector_steps
     with warnings.catch_warnings():  # invalid structures are kept, counted and reported in the JSON
         warnings.simplefilter("ignore", RuntimeWarning)
-        result = sample(
+        structures = sample(
             checkpoint, ase.Atoms(numbers=data.numbers, positions=data.reference[0]), n=settings.n_samples,
             sampler=settings.sampler, steps=settings.sample_steps, seed=train_config.seed, device=config.device,
             progress=config.progress, on_invalid="keep", check_bonds=not data.name.startswith("lj"),
-            return_report=True,
             **sampler_options,
         )
-    structures, report = cast(tuple[list[ase.Atoms], SampleReport], result)
     sample_s = time.perf_counter() - started
     samples = np.stack([atoms.positions for atoms in structures])
     np.save(run_dir / "samples.npy", samples)
-    return samples, str(report), report.invalid, {"train_s": train_s, "sample_s": sample_s}, resumed_from_step
+    return samples, str(structures.report), structures.report.invalid, {"train_s": train_s, "sample_s": sample_s}, resumed_from_step
 
 
 def _saved_step(checkpoint: Path, steps: int) -> int:

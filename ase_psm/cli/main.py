@@ -16,21 +16,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TextIO
 
-from ..diffusion.samplers import SAMPLERS
 from ..diffusion.targets import LOSSES
+from ..generate.config import SampleConfig
 from . import bench as bench_commands
 from . import openmm as openmm_commands
-
-
-def _json_object(text: str) -> dict:
-    """A JSON object given on the command line, e.g. '{"num_layers": 2}'."""
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as error:
-        raise argparse.ArgumentTypeError(f"not valid JSON ({error}): {text!r}") from error
-    if not isinstance(value, dict):
-        raise argparse.ArgumentTypeError(f"expected a JSON object like '{{\"num_layers\": 2}}', got {text!r}")
-    return value
+from .flags import add_config_flags, config_from_flags, json_object
 
 
 def _train(args: argparse.Namespace) -> None:
@@ -74,30 +64,21 @@ def _add_checkpoint_argument(parser: argparse.ArgumentParser) -> None:
 def _sample(args: argparse.Namespace) -> None:
     import ase.io
 
-    from ..generate import sample
+    from ..generate import sample, sharded_sample
     from ..validation import read_structure
 
     if args.smiles:
-        from ..data.molecules import molecule_template
+        from ..chemistry.molecules import molecule_template
 
         template = molecule_template(args.smiles, seed=args.seed)
     else:
         template = read_structure(args.template)
-    run = sample
-    if args.ddp:
-        from ..train.distributed import sharded_sample as run
-    result = run(
-        _checkpoint(args), template, n=args.n, sampler=args.sampler, steps=args.steps, seed=args.seed,
-        prior=args.prior, sigma_max=args.sigma_max, batch_size=args.batch_size, device=args.device,
-        on_invalid=args.on_invalid, max_rounds=args.max_rounds, clash_distance=args.clash_distance,
-        check_bonds=False if args.no_bond_check else "auto", enantiomers=args.enantiomers,
-        renumber=not args.no_renumber, return_report=True,
-        progress=not args.quiet,
-        **({"final_corrector_steps": args.final_corrector_steps} if args.final_corrector_steps else {}),
-    )
-    if result is None:  # a rank other than 0 of a --ddp job: rank 0 writes
+    run = sharded_sample if args.ddp else sample
+    structures = run(_checkpoint(args), template, args.n, config=config_from_flags(SampleConfig, args),
+                     progress=not args.quiet)
+    if structures is None:  # a rank other than 0 of a --ddp job: rank 0 writes
         return
-    structures, report = result
+    report = structures.report
     print(f"checks: {report}")
     if not structures:
         raise ValueError("every generated structure failed the checks; nothing was written "
@@ -183,7 +164,7 @@ def _demo(args: argparse.Namespace) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .. import __version__
+    from .._version import __version__
 
     parser = argparse.ArgumentParser(
         prog="ase-psm", description="Potential score matching and generative pseudo-force fields: train on MD "
@@ -221,7 +202,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--atom-types", choices=["element", "graph"], default="element",
                        help="graph: one molecule; atoms also typed by their bond-graph class, so samples keep "
                             "the bond graph in the training atom order (e.g. for seeding OpenMM)")
-    train.add_argument("--model", type=_json_object, default={},
+    train.add_argument("--model", type=json_object, default={},
                        help='network settings as JSON, e.g. \'{"hidden_irreps": "8x0e + 4x1e", "num_layers": 2}\'')
     train.add_argument("--sigma-min", type=float, help="smallest training noise level, Å (default 0.01; 0.05 for gpff)")
     train.add_argument("--sigma-max", type=float, help="largest training noise level, Å (default 5; 30 for gpff)")
@@ -241,31 +222,7 @@ def build_parser() -> argparse.ArgumentParser:
     source.add_argument("--smiles", help="a molecule to generate conformers of (needs RDKit): the template is "
                                          "one ETKDG conformer, with its bond graph and stereo")
     sample.add_argument("-n", "--n", type=int, default=100, help="structures to generate")
-    sample.add_argument("--sampler", choices=list(SAMPLERS), default="pc",
-                        help="pc (paper), euler, heun, ancestral; adaptive and direct for time-step-free models")
-    sample.add_argument("--steps", type=int, default=100, help="noise levels (maximum steps for adaptive)")
-    sample.add_argument("--final-corrector-steps", type=int, default=0,
-                        help="pc only: Langevin steps at the smallest noise level before the final denoising "
-                             "(one network call each; check on held-out data that it helps your model)")
-    sample.add_argument("--seed", type=int, default=0, help="seed of the prior and sampler noise")
-    sample.add_argument("--prior", choices=["gaussian", "structure"], default="gaussian",
-                        help="start from noise, or from the template noised to --sigma-max")
-    sample.add_argument("--sigma-max", type=float, help="starting noise level, Å (default: the training schedule)")
-    sample.add_argument("--batch-size", type=int, default=256, help="structures per network call")
-    sample.add_argument("--device", default="auto", help="auto, cpu, cuda, ...")
-    sample.add_argument("--on-invalid", choices=["regenerate", "drop", "keep"], default="regenerate",
-                        help="what to do with non-finite, exploded, clashing or wrongly bonded structures")
-    sample.add_argument("--max-rounds", type=int, default=5, help="sampling rounds with --on-invalid regenerate")
-    sample.add_argument("--clash-distance", type=float,
-                        help="Å; default half the training data's nearest-neighbour distance")
-    sample.add_argument("--enantiomers", choices=["mirror", "reject", "keep"], default="mirror",
-                        help="molecules with stereocentres: reflect full mirror images of the template (exact), "
-                             "reject any inversion, or keep all")
-    sample.add_argument("--no-bond-check", action="store_true",
-                        help="skip comparing covalent bonds with the template's")
-    sample.add_argument("--no-renumber", action="store_true",
-                        help="do not renumber structures whose bonds match the template's after swapping "
-                             "equivalent atoms (they then count as wrong bonds)")
+    add_config_flags(sample, SampleConfig)
     sample.add_argument("--ddp", action="store_true",
                         help="shard over a torchrun job: rank r uses a seed from (seed, r); rank 0 writes in rank order")
     sample.add_argument("--out", default="samples.extxyz", help="output file, any format ASE writes")
@@ -327,24 +284,32 @@ def config_arguments(parser: argparse.ArgumentParser, command: str, path: str) -
         raise ValueError(f"{path} is not valid YAML: {error}") from error
     if not isinstance(settings, dict):
         raise TypeError(f"{path} must hold a mapping of settings (key: value), got {type(settings).__name__}")
-    subparser = _subparsers(parser).choices[command]
-    actions = {action.dest: action for action in subparser._actions}
+    actions = _settings(_subparsers(parser).choices[command])
     positionals, options = [], []
     for key, value in settings.items():
-        dest = str(key).replace("-", "_")
-        action = actions.get(dest)
-        if action is None or dest in ("help", "config"):
-            known = sorted(a.dest.replace("_", "-") for a in subparser._actions if a.dest not in ("help", "config"))
+        action = actions.get(str(key).replace("-", "_"))
+        if action is None:
+            known = sorted(name.replace("_", "-") for name in actions)
             raise ValueError(f"{path}: {key!r} is not a setting of `ase-psm {command}`; known: {', '.join(known)}")
         values = [json.dumps(value) if isinstance(value, dict) else str(v)
                   for v in (value if isinstance(value, list) else [value])]
         if not action.option_strings:
             positionals.extend(values)
-        elif isinstance(action, argparse._StoreTrueAction):
+        elif isinstance(action, argparse._StoreConstAction):  # a switch (store_true, --no-... flags)
             options.extend([action.option_strings[-1]] if value else [])
         elif value is not None:
             options.extend([action.option_strings[-1], *values])
     return positionals + options
+
+
+def _settings(subparser: argparse.ArgumentParser) -> dict[str, argparse.Action]:
+    """A command's settings by name (underscores): its positionals, then its long flags (``no_bond_check``)."""
+    settings = {action.dest: action for action in subparser._actions if not action.option_strings}
+    for action in subparser._actions:
+        for flag in action.option_strings:
+            if flag.startswith("--") and flag not in ("--help", "--config"):
+                settings.setdefault(flag[2:].replace("-", "_"), action)
+    return settings
 
 
 def _subparsers(parser: argparse.ArgumentParser) -> argparse._SubParsersAction:

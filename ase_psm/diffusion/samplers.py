@@ -1,24 +1,37 @@
 """Samplers over a denoiser, in the style of k-diffusion.
 
-Each sampler is one short function over ``denoise(x, sigma) -> x0_hat`` with x of
-shape (B, N, 3) in Å and a scalar noise level sigma (Å; time-step-free models
-ignore it), plus a decreasing tensor of noise levels ending with 0 where it
-takes one. A boolean ``free`` mask (N,) keeps fixed atoms where they are: they
-get no noise and no update (inpainting, structural priors). Without fixed
-atoms, noise has zero centre of mass, so samples stay centred.
+Every sampler is one short function with one signature::
+
+    sampler(denoise, x, sigmas, *, generator=None, free=None, disable=True, **options) -> x
+
+over ``denoise(x, sigma) -> x0_hat`` with x of shape (B, N, 3) in Å and a noise level sigma (Å;
+time-step-free models ignore it), and ``sigmas``, a decreasing tensor of noise levels (Å) ending
+with 0 (see :func:`noise_levels`). ``pc``, ``euler``, ``heun`` and ``ancestral`` step through the
+levels; ``adaptive`` and ``direct`` estimate the noise as they go and read only the starting level
+``sigmas[0]`` and the number of steps ``len(sigmas) - 1`` (at most, for ``adaptive``). A boolean
+``free`` mask (N,) keeps fixed atoms where they are: they get no noise and no update (inpainting,
+structural priors). Without fixed atoms, noise has zero centre of mass, so samples stay centred.
+``disable`` hides the progress bar; the remaining keyword arguments are each sampler's options
+(:func:`sampler_options`).
 """
 
 from __future__ import annotations
 
+import inspect
 import math
 from collections.abc import Callable
+from typing import Literal
 
 import torch
 from tqdm.auto import tqdm
 
-from .noise import zero_com_noise
+from .noise import geometric_sigmas, karras_sigmas, zero_com_noise
 
 Denoiser = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+SamplerName = Literal["pc", "euler", "heun", "ancestral", "adaptive", "direct"]
+"""The samplers' names, as :data:`SAMPLERS` holds them."""
+COMMON_ARGUMENTS = ("generator", "free", "disable")
+"""Keyword arguments every sampler takes; the others are its options."""
 
 
 def _noise(x: torch.Tensor, generator: torch.Generator | None, free: torch.Tensor | None) -> torch.Tensor:
@@ -115,13 +128,39 @@ def sample_euler(
     generator: torch.Generator | None = None,
     free: torch.Tensor | None = None,
     churn: float = 0.0,
-    second_order: bool = False,
     disable: bool = True,
 ) -> torch.Tensor:
-    """Euler steps on the probability-flow ODE with optional churn (Karras et al. 2022, Alg. 2).
+    """Euler steps on the probability-flow ODE with optional churn (Karras et al. 2022, Alg. 2)."""
+    return _probability_flow(denoise, x, sigmas, generator, free, churn, second_order=False, disable=disable)
 
-    ``second_order=True`` adds Heun's correction (2 calls per step but the last).
-    """
+
+@torch.no_grad()
+def sample_heun(
+    denoise: Denoiser,
+    x: torch.Tensor,
+    sigmas: torch.Tensor,
+    *,
+    generator: torch.Generator | None = None,
+    free: torch.Tensor | None = None,
+    churn: float = 0.0,
+    disable: bool = True,
+) -> torch.Tensor:
+    """Heun's second-order method on the probability-flow ODE (Karras et al. 2022): 2 calls per step
+    but the last."""
+    return _probability_flow(denoise, x, sigmas, generator, free, churn, second_order=True, disable=disable)
+
+
+def _probability_flow(
+    denoise: Denoiser,
+    x: torch.Tensor,
+    sigmas: torch.Tensor,
+    generator: torch.Generator | None,
+    free: torch.Tensor | None,
+    churn: float,
+    second_order: bool,
+    disable: bool,
+) -> torch.Tensor:
+    """Euler (or, with ``second_order``, Heun) steps through ``sigmas`` with churn (Karras et al. 2022, Alg. 2)."""
     denoise = masked_denoiser(denoise, free)
     n_steps = len(sigmas) - 1
     for i in tqdm(range(n_steps), disable=disable, desc="heun" if second_order else "euler"):
@@ -137,21 +176,6 @@ def sample_euler(
             x_next = x + 0.5 * (slope + slope_next) * (sigma_next - sigma_hat)
         x = x_next
     return x
-
-
-def sample_heun(
-    denoise: Denoiser,
-    x: torch.Tensor,
-    sigmas: torch.Tensor,
-    *,
-    generator: torch.Generator | None = None,
-    free: torch.Tensor | None = None,
-    churn: float = 0.0,
-    disable: bool = True,
-) -> torch.Tensor:
-    """Heun's second-order method on the probability-flow ODE (Karras et al. 2022)."""
-    return sample_euler(denoise, x, sigmas, generator=generator, free=free, churn=churn, second_order=True,
-                        disable=disable)
 
 
 @torch.no_grad()
@@ -181,26 +205,26 @@ def sample_ancestral(
 def sample_adaptive(
     denoise: Denoiser,
     x: torch.Tensor,
-    sigma_start: float,
+    sigmas: torch.Tensor,
     *,
-    sigma_stop: float = 0.02,
-    kappa: float = 0.7,
-    max_steps: int = 100,
     generator: torch.Generator | None = None,
     free: torch.Tensor | None = None,
+    sigma_stop: float = 0.02,
+    kappa: float = 0.7,
     disable: bool = True,
 ) -> torch.Tensor:
-    """Time-step-free adaptive denoising (GPFF).
+    """Time-step-free adaptive denoising (GPFF), at most ``len(sigmas) - 1`` network calls.
 
     Per structure: f = D(x) - x, sigma_hat = RMS(f); x0_hat = x + f; stop when
-    sigma_hat <= sigma_stop (returning x0_hat), else x <- x0_hat + kappa sigma_hat z.
-    The last of ``max_steps`` returns x0_hat for every structure still running (no noise is
+    sigma_hat <= sigma_stop (Å; returning x0_hat), else x <- x0_hat + kappa sigma_hat z.
+    The last step returns x0_hat for every structure still running (no noise is
     added after the last network call). A sigma-conditioned denoiser is called with the current
-    noise estimate.
+    noise estimate, ``sigmas[0]`` at first.
     """
     denoise = masked_denoiser(denoise, free)
+    max_steps = len(sigmas) - 1
     x = x.clone()
-    sigma = torch.full((x.shape[0],), float(sigma_start), dtype=x.dtype, device=x.device)
+    sigma = torch.full((x.shape[0],), float(sigmas[0]), dtype=x.dtype, device=x.device)
     active = torch.ones(x.shape[0], dtype=torch.bool, device=x.device)
     for step in tqdm(range(max_steps), disable=disable, desc="adaptive"):
         rows = active.nonzero().squeeze(1)
@@ -220,21 +244,21 @@ def sample_adaptive(
 def sample_direct(
     denoise: Denoiser,
     x: torch.Tensor,
-    sigma_start: float,
+    sigmas: torch.Tensor,
     *,
-    steps: int = 6,
-    noise_scale: float = 1.0,
     generator: torch.Generator | None = None,
     free: torch.Tensor | None = None,
+    noise_scale: float = 1.0,
     disable: bool = True,
 ) -> torch.Tensor:
-    """Direct denoising (GPFF): for k = 1..N, x += lambda (1 - k/N) z, then x <- D(x).
+    """Direct denoising (GPFF): for k = 1..N, x += lambda (1 - k/N) z, then x <- D(x); N = len(sigmas) - 1.
 
     ``noise_scale`` is lambda in Å. A sigma-conditioned denoiser gets the RMS of
-    its previous pseudo-force as the noise level (sigma_start at first).
+    its previous pseudo-force as the noise level (``sigmas[0]`` at first).
     """
     denoise = masked_denoiser(denoise, free)
-    sigma = torch.full((x.shape[0],), float(sigma_start), dtype=x.dtype, device=x.device)
+    steps = len(sigmas) - 1
+    sigma = torch.full((x.shape[0],), float(sigmas[0]), dtype=x.dtype, device=x.device)
     for k in tqdm(range(1, steps + 1), disable=disable, desc="direct"):
         x = x + noise_scale * (1 - k / steps) * _noise(x, generator, free)
         denoised = denoise(x, sigma)
@@ -243,7 +267,7 @@ def sample_direct(
     return x
 
 
-SAMPLERS: dict[str, Callable[..., torch.Tensor]] = {
+SAMPLERS: dict[SamplerName, Callable[..., torch.Tensor]] = {
     "pc": sample_pc,
     "euler": sample_euler,
     "heun": sample_heun,
@@ -251,3 +275,16 @@ SAMPLERS: dict[str, Callable[..., torch.Tensor]] = {
     "adaptive": sample_adaptive,
     "direct": sample_direct,
 }
+
+
+def noise_levels(sampler: SamplerName, steps: int, sigma_min: float, sigma_max: float) -> torch.Tensor:
+    """The ``sigmas`` (Å, float64) of ``steps`` levels from sigma_max down to sigma_min, then 0, that
+    :func:`ase_psm.sample` runs a sampler through: geometric for ``pc`` (VE SDE), Karras for the others."""
+    spacing = geometric_sigmas if sampler == "pc" else karras_sigmas
+    return spacing(steps, sigma_min, sigma_max)
+
+
+def sampler_options(sampler: SamplerName) -> tuple[str, ...]:
+    """The options of a sampler: its keyword arguments besides :data:`COMMON_ARGUMENTS`."""
+    parameters = inspect.signature(SAMPLERS[sampler]).parameters.values()
+    return tuple(p.name for p in parameters if p.kind is p.KEYWORD_ONLY and p.name not in COMMON_ARGUMENTS)

@@ -1,4 +1,4 @@
-"""Regression targets of PSM and GPFF: one formula for every loss (DESIGN §2).
+"""Regression targets of PSM and GPFF: one formula for every loss (docs/theory.md).
 
 f* = (1 - w(sigma)) (x0 - x) + w(sigma) sigma^2 F(x0) / kT
 

@@ -28,7 +28,6 @@ from ase_psm.metrics.validity import (
     PROBLEMS,
     SampleReport,
     bond_graph,
-    is_molecule,
     structure_problems,
 )
 
@@ -42,7 +41,6 @@ __all__ = [
     "hr",
     "hr_mae",
     "hr_mae_by_range",
-    "is_molecule",
     "pairwise_distances",
     "phi_psi",
     "plot_distance_histograms",

@@ -11,22 +11,31 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..data.topology import bond_graph, cis_trans, is_connected, signed_volumes
+from ..chemistry.bonds import bond_graph
+from ..chemistry.stereo import cis_trans, signed_volumes
 
-#: Problem names, in the order they are checked.
-PROBLEMS = ("non-finite", "exploded", "clash", "bonds", "chirality", "cis/trans")
+# The names of what can be wrong with a generated structure: one vocabulary for sample()'s checks
+# (SampleReport.problems, atoms.info["problems"]) and OpenMM seeding's rejections (Rejection.category).
+NON_FINITE = "non-finite"
+"""A NaN or infinite coordinate."""
+EXPLODED = "exploded"
+"""An atom far from the centroid (sample() only)."""
+CLASH = "clash"
+"""Atoms too close: closer than clash_distance (sample()), or atoms more than two bonds apart within
+bonding distance (OpenMM checks)."""
+BONDS = "bonds"
+"""The bonds are not the template's: another covalent bond graph (sample()), or a bond length off the
+template's by more than bond_tolerance (OpenMM checks)."""
+CHIRALITY = "chirality"
+"""A stereocentre with the other handedness than the template's."""
+CIS_TRANS = "cis/trans"
+"""A double bond with the other E/Z configuration than the template's (sample() only)."""
+ENERGY = "energy"
+"""An OpenMM energy above the seeding window (OpenMM seeding only)."""
 
+#: The problems :func:`structure_problems` finds, in the order they are checked.
+PROBLEMS = (NON_FINITE, EXPLODED, CLASH, BONDS, CHIRALITY, CIS_TRANS)
 
-def is_molecule(numbers: np.ndarray, positions: np.ndarray) -> bool:
-    """True for a template with several elements whose covalent bond graph is connected.
-
-    Bond checks make sense for such templates only: single-element clusters
-    (Lennard-Jones, reduced units) have no covalent bonds to keep.
-    """
-    numbers = np.asarray(numbers)
-    if len(set(numbers.tolist())) < 2:
-        return False
-    return is_connected(bond_graph(numbers, positions))
 
 
 def structure_problems(
@@ -43,16 +52,18 @@ def structure_problems(
 ) -> list[list[str]]:
     """The problems of each structure (an empty list when it passes every check).
 
+    Problem names are the module's vocabulary (:data:`PROBLEMS`):
+
     - ``non-finite``: a NaN or infinite coordinate;
     - ``exploded``: an atom farther than ``max_radius`` from the structure's centroid;
     - ``clash``: two atoms closer than ``clash_distance``;
     - ``bonds``: the covalent bond graph differs from ``reference_bonds`` (N, N)
       (checked only when it and ``numbers`` are given);
     - ``chirality``: a stereocentre's handedness (sign of its signed volume, see
-      :func:`ase_psm.data.topology.stereocentres`) differs from ``reference_handedness``
+      :func:`ase_psm.chemistry.stereo.stereocentres`) differs from ``reference_handedness``
       (checked only when both are given);
     - ``cis/trans``: a double bond's E/Z configuration (see
-      :func:`ase_psm.data.topology.stereo_double_bonds`) differs from ``reference_cis_trans``
+      :func:`ase_psm.chemistry.stereo.stereo_double_bonds`) differs from ``reference_cis_trans``
       (checked only when both are given).
     """
     positions = np.asarray(positions, dtype=np.float64)
@@ -79,19 +90,19 @@ def structure_problems(
     problems = []
     for i in range(len(positions)):
         if not finite[i]:
-            problems.append(["non-finite"])
+            problems.append([NON_FINITE])
             continue
         found = []
         if radius[i] > max_radius:
-            found.append("exploded")
+            found.append(EXPLODED)
         if closest[i] < clash_distance:
-            found.append("clash")
+            found.append(CLASH)
         if wrong_bonds[i]:
-            found.append("bonds")
+            found.append(BONDS)
         if inverted[i]:
-            found.append("chirality")
+            found.append(CHIRALITY)
         if flipped[i]:
-            found.append("cis/trans")
+            found.append(CIS_TRANS)
         problems.append(found)
     return problems
 

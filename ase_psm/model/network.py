@@ -10,6 +10,7 @@ from torch import nn
 from .blocks import BesselBasis, CentroidEmbedding, NoiseLevelEmbedding, ProductInteraction, mlp
 from .config import ModelConfig
 from .graph import TOPOLOGY_CLASSES, build_edges, pair_index, topology_classes
+from .segments import structure_mean
 
 MAX_BONDS = 6
 """Bond counts above this share one embedding (graph-conditioned networks)."""
@@ -211,7 +212,7 @@ class PseudoForceNet(nn.Module):
             output = -gradient
         else:
             output = self._vectors(node_scalars, positions, batch, noise_features, topology)
-        output = _remove_structure_mean(output, batch, num_structures)
+        output = output - structure_mean(output, batch, num_structures)[batch]  # no net translation
         if config.sigma_conditioned:
             assert sigma is not None
             output = output * (sigma**2 / torch.sqrt(sigma**2 + config.sigma_data**2))[batch, None]
@@ -236,7 +237,8 @@ class PseudoForceNet(nn.Module):
             one_hot = nn.functional.one_hot(pair_classes, TOPOLOGY_CLASSES).to(edge_scalars.dtype)
             edge_scalars = torch.cat([edge_scalars, one_hot], dim=-1)
         edge_sh = self.spherical_harmonics(edge_vectors)
-        features = self.centroid_embedding(positions - _structure_means(positions, batch)[batch])
+        centroids = structure_mean(positions, batch, int(batch[-1]) + 1)
+        features = self.centroid_embedding(positions - centroids[batch])
         features = torch.cat([features[:, : self.num_scalars] + node_scalars, features[:, self.num_scalars :]], dim=-1)
         per_layer = []
         for layer in self.layers:
@@ -327,17 +329,3 @@ def _bond_counts(topology: torch.Tensor, batch: torch.Tensor) -> torch.Tensor:
     row = torch.arange(len(batch), device=batch.device).repeat_interleave(torch.bincount(batch)[batch])
     return torch.bincount(row[topology == 1], minlength=len(batch))
 
-
-def _structure_means(vectors: torch.Tensor, batch: torch.Tensor, num_structures: int | None = None) -> torch.Tensor:
-    """(n_structures, 3) mean of each structure's (n_atoms, 3) vectors in a flat batch (structures counted
-    from ``batch`` unless given)."""
-    if num_structures is None:
-        num_structures = int(batch.max()) + 1 if batch.numel() else 0
-    sums = vectors.new_zeros(num_structures, 3).index_add(0, batch, vectors)
-    counts = torch.bincount(batch, minlength=num_structures).clamp(min=1).to(vectors.dtype)
-    return sums / counts[:, None]
-
-
-def _remove_structure_mean(vectors: torch.Tensor, batch: torch.Tensor, num_structures: int) -> torch.Tensor:
-    """Subtract each structure's mean vector: pseudo-forces carry no net translation."""
-    return vectors - _structure_means(vectors, batch, num_structures)[batch]

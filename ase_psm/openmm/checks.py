@@ -17,10 +17,8 @@ from dataclasses import dataclass
 import numpy as np
 from ase.data import covalent_radii
 
-from ..data.topology import signed_volumes, stereocentres
-
-# Rejection categories, in the order they are checked.
-NON_FINITE, CLASH, BOND, CHIRALITY = "non-finite", "clash", "bond", "chirality"
+from ..chemistry.stereo import signed_volumes, stereocentres
+from ..metrics.validity import BONDS, CHIRALITY, CLASH, NON_FINITE
 
 
 @dataclass
@@ -109,7 +107,7 @@ class StructureChecker:
         if (deviation > self.settings.bond_tolerance).any():
             k = int(np.argmax(deviation))
             a, b = self.bonds[k]
-            return BOND, f"bond {a}-{b} is {lengths[k]:.2f} Å (template {self.template_lengths[k]:.2f} Å)"
+            return BONDS, f"bond {a}-{b} is {lengths[k]:.2f} Å (template {self.template_lengths[k]:.2f} Å)"
         flipped = np.flatnonzero(np.sign(signed_volumes(positions, self.centres)) != self.template_signs)
         if flipped.size:
             centres = [self.centres[k][0] for k in flipped]

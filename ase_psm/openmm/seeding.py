@@ -19,6 +19,7 @@ import ase
 import numpy as np
 from tqdm.auto import tqdm
 
+from ..metrics.validity import ENERGY
 from .checks import CheckSettings, StructureChecker
 from .convert import (
     KJ_PER_MOL_TO_EV,
@@ -28,7 +29,6 @@ from .convert import (
     positions_to_openmm,
 )
 
-ENERGY = "energy"
 TRAJECTORY_FORMATS = ("dcd", "h5")
 
 
@@ -125,7 +125,7 @@ class SeedReport:
 
     @property
     def rejection_counts(self) -> dict[str, int]:
-        """Number of rejections per category (non-finite, clash, bond, chirality, energy)."""
+        """Number of rejections per category (non-finite, clash, bonds, chirality, energy)."""
         return dict(Counter(r.category for r in self.rejected))
 
     def summary(self) -> str:
@@ -194,16 +194,10 @@ def seed_simulations(
                 stacklevel=2,
             )
         sample_options.setdefault("on_invalid", "keep")  # our checks below report and drop failures
-        sampled = sample(
+        structures = sample(
             checkpoint, template_atoms, n, sampler=sampler, steps=sample_steps, seed=settings.seed,
             progress=progress, **sample_options,
         )
-        if isinstance(sampled, tuple):
-            raise ValueError(
-                "sample_options must not set return_report=True: seeding screens the structures itself "
-                "and reports them in its SeedReport"
-            )
-        structures = sampled
     for k, atoms in enumerate(structures):
         check_same_atoms(atoms.numbers, template_atoms.numbers, f"structure {k}", "the topology")
 

@@ -1,6 +1,7 @@
 """Reference physical systems (energies, forces, samplers, data sets)."""
 
 from ase_psm.systems.lennard_jones import (
+    ARGON,
     DEFAULT_STEP_SIZE,
     lj_energy,
     lj_forces,
@@ -12,6 +13,7 @@ from ase_psm.systems.lennard_jones import (
 )
 
 __all__ = [
+    "ARGON",
     "DEFAULT_STEP_SIZE",
     "lj_energy",
     "lj_forces",

@@ -14,6 +14,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 __all__ = [
+    "ARGON",
     "DEFAULT_STEP_SIZE",
     "lj_energy",
     "lj_forces",
@@ -23,6 +24,9 @@ __all__ = [
     "make_lj_dataset",
     "metropolis",
 ]
+
+#: Atomic number given to Lennard-Jones particles: ASE and the network need an element; the units stay reduced.
+ARGON = 18
 
 #: Standard deviation (r_m) of the Gaussian single-particle displacement; about 45 %
 #: acceptance for LJ-13 at kT = 1.

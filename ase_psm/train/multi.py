@@ -19,8 +19,8 @@ import ase
 import numpy as np
 import torch
 
+from ..chemistry.bonds import molecule_bonds
 from ..data.dataset import MoleculeDataset, mean_neighbour_count
-from ..data.topology import molecule_bonds
 from ..diffusion.noise import NoiseSchedule
 from ..model import ModelConfig, topology_classes
 from .config import TrainConfig

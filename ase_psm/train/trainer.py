@@ -11,6 +11,7 @@ from typing import Any
 import ase
 
 from ..checkpoint import resolve_device
+from ..chemistry.bonds import graph_atom_types, is_molecule, molecule_bonds
 from ..data import Frames, PseudoPESDataset, read_frames, select_frames, split_frames
 from ..data.dataset import (
     check_labels,
@@ -19,10 +20,8 @@ from ..data.dataset import (
     nearest_neighbour_distance,
     thermal_length,
 )
-from ..data.topology import graph_atom_types, molecule_bonds
 from ..diffusion.noise import NoiseSchedule
 from ..diffusion.targets import FORCE_LOSSES, PIECEWISE_T
-from ..metrics.validity import is_molecule
 from ..model import ModelConfig
 from .config import TrainConfig
 from .loop import fit

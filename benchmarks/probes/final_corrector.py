@@ -8,7 +8,7 @@ from one set of samples (docs/benchmarks.md, "Langevin steps at σ_min"). It sta
 denoised samples rather than from the last noisy state, so its k = 0 row is the returned samples
 denoised once more: on LJ-13 that alone moves the distance TVD by about 0.001.
 
-    python benchmarks/final_corrector.py runs/lj55_table2/runs/lj55_table2_dsm_seed0 \
+    python benchmarks/probes/final_corrector.py runs/lj55_table2/runs/lj55_table2_dsm_seed0 \
         --system lj55 --cache runs/bench_lj55_cpu/cache --n 64 --steps 200 --out /tmp/fc.json
 """
 

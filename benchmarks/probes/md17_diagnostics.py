@@ -29,7 +29,7 @@ overall shape), printed and drawn as stacked bars. Force labels act at the therm
 remove the bond and angle parts of the training set's error, not the torsional part.
 
 Usage (after `ase-psm bench md17 --size cpu --out runs/bench_md17_cpu`):
-    python benchmarks/md17_diagnostics.py runs/bench_md17_cpu --protocol early
+    python benchmarks/probes/md17_diagnostics.py runs/bench_md17_cpu --protocol early
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ import torch
 from ase_psm.benchmarks.config import DATA, PROTOCOLS
 from ase_psm.benchmarks.data import md17_data
 from ase_psm.checkpoint import load_model
-from ase_psm.data.topology import bond_graph, match_to_template
+from ase_psm.chemistry.bonds import bond_graph, match_to_template
 from ase_psm.diffusion.noise import zero_com, zero_com_noise
 from ase_psm.generate import make_denoiser
 from ase_psm.metrics import hr_mae_by_range, plot_grouped_bars

@@ -9,7 +9,7 @@ whether it can tell the noise level from the structure alone (docs/benchmarks.md
 for the time-step-free models). Below the data's thermal width the noise cannot be told from
 thermal motion, so relative errors near 1 there are expected of every model.
 
-    python benchmarks/lj_denoising_probe.py runs/bench_lj13_cpu/cache/lj13-<key>.npz \\
+    python benchmarks/probes/lj_denoising_probe.py runs/bench_lj13_cpu/cache/lj13-<key>.npz \\
         runs/lj13_table2_tsf/runs/lj13_table2_gpff_seed0/model.pt ...      # seconds on one core
 """
 

@@ -1,6 +1,6 @@
 """A/B timing of message passing in edge chunks (``CPU_EDGE_CHUNK``) against the whole batch.
 
-    python benchmarks/edge_chunks.py --out /tmp/edge-chunks --plot docs/performance_edge_chunks.png
+    python benchmarks/probes/edge_chunks.py --out /tmp/edge-chunks --plot docs/performance_edge_chunks.png
 
 One process, one checkpoint (default: the shipped ``ala2`` model, 22 atoms), one flat batch of
 ``--n`` structures. For each mode (chunks of ``--chunk`` edges, and the whole batch) it times

@@ -8,7 +8,7 @@ median relative error |s - F/kT| / |F/kT|, cosine and norm ratio |s| / |F/kT|, p
 The score of the noised density approaches F/kT as sigma -> 0, so at sigma well below the thermal
 length (1/RMS(F/kT), about 0.03 Å here) a perfect model has a small error; both losses would then agree.
 
-    python benchmarks/ala2_score_probe.py runs/bench_ala2_cpu_free --seed 0     # under a minute
+    python benchmarks/probes/ala2_score_probe.py runs/bench_ala2_cpu_free --seed 0     # under a minute
 """
 
 from __future__ import annotations

@@ -6,8 +6,8 @@ With ``--langevin K``, also samples ``--n`` structures with ``pc`` (100 levels) 
 with K overdamped Langevin steps x <- x + eta s + sqrt(2 eta) z at sigma_min, printing the
 distance TVD and energy median along the way (docs/lj13.md, item 6).
 
-    python benchmarks/lj13_score_probe.py                     # seconds
-    python benchmarks/lj13_score_probe.py --langevin 400 --n 256 --models lj13-dsm   # ~10 min on 2 cores
+    python benchmarks/probes/lj13_score_probe.py                     # seconds
+    python benchmarks/probes/lj13_score_probe.py --langevin 400 --n 256 --models lj13-dsm   # ~10 min on 2 cores
 """
 
 from __future__ import annotations

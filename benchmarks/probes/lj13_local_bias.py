@@ -8,7 +8,7 @@ fraction of pairs in the first shell (distance < 1.35), the shell's median and r
 (interquartile range / 1.349) and the mean pair distance (reduced units).
 
 Usage (after `ase-psm bench lj13 --size cpu --protocols biased --out runs/bench_lj13_cpu`):
-    python benchmarks/lj13_local_bias.py runs/bench_lj13_cpu [--protocol cold] [--seed 1]
+    python benchmarks/probes/lj13_local_bias.py runs/bench_lj13_cpu [--protocol cold] [--seed 1]
 """
 
 from __future__ import annotations

@@ -11,7 +11,6 @@ from __future__ import annotations
 import time
 from importlib import resources
 from pathlib import Path
-from typing import Any
 
 import ase
 import ase.io
@@ -21,21 +20,14 @@ from .generate import sample
 from .metrics import distance_tvd, hr_mae, plot_distance_histograms
 from .systems import ARGON, lj_energy
 
-MODELS: dict[str, tuple[str, dict[str, Any]]] = {
-    "DSM": ("dsm", dict(loss="dsm")),
-    "PSM (piecewise-weighted)": ("psm", dict(loss="piecewise-weighted", force_crossover_t="thermal")),
-}
-"""Display name -> (file stem, loss settings); the shipped checkpoints were trained with these
-and DEMO_TRAINING for 2000 steps (``ase-psm demo --train-steps 2000`` retrains them; docs/lj13.md)."""
-DEMO_TRAINING: dict[str, Any] = dict(
-    kT=1.0, batch_size=64, schedule=dict(sigma_min=0.01, sigma_max=3.0), loss_weighting="score",
-    model=dict(hidden_irreps="32x0e + 16x1e", sh_lmax=1, num_layers=3, num_radial=96), device="cpu",
-)
+MODELS: dict[str, tuple[str, str]] = {"DSM": ("dsm", "dsm"), "PSM (piecewise-weighted)": ("psm", "piecewise-weighted")}
+"""Display name -> (file stem, benchmark model). The shipped checkpoints are the ``ase-psm bench lj13
+--size cpu`` models of seed 0 (the same data); ``ase-psm demo --train-steps N`` retrains them with
+those settings for N steps."""
 SAMPLER = "pc"
 """Predictor-corrector: on these models it beats the ODE samplers at every NFE (docs/performance.md)."""
 DEFAULT_SAMPLE_STEPS = 50
-"""Noise levels (2 network calls each): TVD 0.049 (DSM) / 0.052 (PSM) at 50 against 0.043 / 0.046
-at 100 levels, in half the time (benchmarks/lj13_nfe.py, 512 samples)."""
+"""Noise levels (2 network calls each), half of the benchmark's 100, so the demo takes about a minute."""
 
 
 def demo_asset(name: str) -> Path:
@@ -54,51 +46,73 @@ def run_lj13_demo(
     progress: bool = True,
 ) -> list[dict]:
     """Sample both models (``pc`` with ``sample_steps`` noise levels), print a table and save
-    ``lj13_distances.png``; returns the table rows. ``progress``: show training and sampling progress bars."""
+    ``lj13_distances.png``; returns the table rows. Every row scores ``n_samples`` structures: the
+    training data's row is the mean over disjoint random subsets of that size, so no row gains from a
+    larger sample. ``progress``: show training and sampling progress bars."""
     out.mkdir(parents=True, exist_ok=True)
     data = load_lj13_data()
     reference = data["reference"]
     checkpoints = {name: demo_asset(f"lj13_{stem}.pt") for name, (stem, _) in MODELS.items()}
     if retrain_steps:
-        from .data import Frames
-        from .train import train
+        checkpoints = {name: _retrain(data, stem, model, out, retrain_steps, seed, progress)
+                       for name, (stem, model) in MODELS.items()}
 
-        frames = Frames(np.full(13, ARGON), data["biased"], forces=data["biased_forces"])
-        for name, (stem, settings) in MODELS.items():
-            checkpoints[name] = train(frames, out / f"lj13_{stem}.pt", steps=retrain_steps, seed=seed,
-                                      progress=progress, **settings, **DEMO_TRAINING)
-
-    rows = [_row("training data (biased)", data["biased"], reference, None)]
+    subsets = _subsets(data["biased"], n_samples, seed)
+    rows = [_row(f"training data ({len(subsets)} x {n_samples} frames)", subsets, reference, None, 0)]
     named = {"training data": data["biased"]}
     for name, checkpoint in checkpoints.items():
         started = time.perf_counter()
         structures = sample(checkpoint, ase.Atoms(numbers=[ARGON] * 13), n=n_samples, seed=seed, device="cpu",
-                            sampler=SAMPLER, steps=sample_steps, progress=progress)
+                            sampler=SAMPLER, steps=sample_steps, progress=progress, on_invalid="keep")
         seconds = time.perf_counter() - started
         positions = np.stack([atoms.positions for atoms in structures])
         ase.io.write(out / f"samples_{MODELS[name][0]}.extxyz", structures)
         named[name] = positions
-        rows.append(_row(name, positions, reference, seconds))
+        rows.append(_row(name, [positions], reference, seconds, structures.report.invalid))
 
-    print(f"\nLJ-13, kT = 1: {n_samples} samples per model ({SAMPLER}, {sample_steps} noise levels) "
-          f"vs {len(reference)} reference structures")
-    print(f"{'':28s} {'distance TVD':>12s} {'h(r) MAE':>9s} {'median E':>9s} {'time':>7s}")
+    print(f"\nLJ-13, kT = 1: {n_samples} structures per row ({SAMPLER}, {sample_steps} noise levels; invalid ones "
+          f"kept and counted) against {len(reference)} reference structures")
+    print(f"{'':30s} {'distance TVD':>12s} {'h(r) MAE':>9s} {'median E':>9s} {'invalid':>7s} {'time':>7s}")
     for row in rows:
         time_text = f"{row['seconds']:6.1f}s" if row["seconds"] is not None else ""
-        print(f"{row['name']:28s} {row['distance_tvd']:12.4f} {row['hr_mae']:9.4f} {row['energy_median']:9.2f} {time_text:>7s}")
-    floor = _row(f"reference, {n_samples} vs rest", reference[:n_samples], reference[n_samples:], None)
-    print(f"{floor['name']:28s} {floor['distance_tvd']:12.4f} {floor['hr_mae']:9.4f} {floor['energy_median']:9.2f}"
-          "   (finite-sample floor)")
+        print(f"{row['name']:30s} {row['distance_tvd']:12.4f} {row['hr_mae']:9.4f} {row['energy_median']:9.2f} "
+              f"{row['invalid']:7d} {time_text:>7s}")
+    floor = _row(f"reference, {n_samples} vs rest", [reference[:n_samples]], reference[n_samples:], None, 0)
+    print(f"{floor['name']:30s} {floor['distance_tvd']:12.4f} {floor['hr_mae']:9.4f} {floor['energy_median']:9.2f}"
+          "           (finite-sample floor)")
     plot = plot_distance_histograms(named, reference, out / "lj13_distances.png")
     print(f"\nplot: {plot}\nsamples: {out}/samples_*.extxyz")
     return rows
 
 
-def _row(name: str, positions: np.ndarray, reference: np.ndarray, seconds: float | None) -> dict:
+def _retrain(data: dict[str, np.ndarray], stem: str, model: str, out: Path, steps: int, seed: int,
+             progress: bool) -> Path:
+    """Train ``model`` (a benchmark model name) on the biased frames with the benchmark's LJ-13 cpu settings."""
+    from .benchmarks.config import MODELS as BENCH_MODELS
+    from .benchmarks.config import SETTINGS
+    from .data import Frames
+    from .train import train
+
+    config = SETTINGS["lj13"]["cpu"].train_config(BENCH_MODELS[model], {}, kT=1.0, steps=steps, seed=seed,
+                                                  device="cpu")
+    frames = Frames(np.full(13, ARGON), data["biased"], forces=data["biased_forces"])
+    return train(frames, out / f"lj13_{stem}.pt", config=config, progress=progress)
+
+
+def _subsets(positions: np.ndarray, size: int, seed: int) -> list[np.ndarray]:
+    """Disjoint random subsets of ``size`` structures (one of them all, when ``size`` is not smaller)."""
+    order = np.random.default_rng(seed).permutation(len(positions))
+    count = max(1, len(positions) // size)
+    return [positions[order[i * size:(i + 1) * size]] for i in range(count)]
+
+
+def _row(name: str, samples: list[np.ndarray], reference: np.ndarray, seconds: float | None, invalid: int) -> dict:
+    """Metrics of each sample set against ``reference``, averaged over the sets."""
     return {
         "name": name,
-        "distance_tvd": distance_tvd(positions, reference),
-        "hr_mae": hr_mae(positions, reference),
-        "energy_median": float(np.median(lj_energy(positions))),
+        "distance_tvd": float(np.mean([distance_tvd(positions, reference) for positions in samples])),
+        "hr_mae": float(np.mean([hr_mae(positions, reference) for positions in samples])),
+        "energy_median": float(np.mean([np.median(lj_energy(positions)) for positions in samples])),
         "seconds": seconds,
+        "invalid": invalid,
     }

@@ -70,12 +70,12 @@ SIZES: dict[str, dict] = {
     "tiny": dict(
         n_train=16, n_test=2, max_heavy=6, conformers=1, steps=15, batch_size=4, time_limit=None,
         samples=1, nfe=(6, 16), samplers=("adaptive", "direct"), edit_nfe=16, loss_weighting="epsilon",
-        learning_rate=1e-2, model=dict(hidden_irreps="8x0e + 4x1e", num_layers=1, num_radial=32, radial_hidden=16),
+        learning_rate=3e-3, model=dict(hidden_irreps="8x0e + 4x1e", num_layers=1, radial_hidden=16),
     ),
     "cpu": dict(
-        n_train=500, n_test=100, max_heavy=12, conformers=2, steps=9000, batch_size=12, time_limit=19 * 60,
+        n_train=500, n_test=100, max_heavy=12, conformers=2, steps=4000, batch_size=12, time_limit=25 * 60,
         samples=1, nfe=(6, 16, 64, 256), samplers=("adaptive", "direct"), edit_nfe=64, loss_weighting="epsilon",
-        learning_rate=1e-2, model=dict(hidden_irreps="32x0e + 8x1e", num_layers=3, radial_hidden=32),
+        learning_rate=3e-3, model=dict(),
     ),
 }
 ERROR_SIGMAS = (0.05, 0.1, 0.3, 1.0, 3.0)

@@ -5,8 +5,8 @@
 1. Batched vs one structure at a time: cost per network evaluation (NFE) of one 22-atom
    structure through ``atoms.get_forces()`` (PSMCalculator, fixed sigma: one NFE per call) against
    ``calculate_batch`` and ``ase_psm.sample`` with 256 structures per flat batch.
-2. Scaling: structures per second per NFE against network size and atom count (all-pairs graph,
-   and a 5 Å cutoff graph through the neighbour list), with the fitted exponent of time ~ n^a.
+2. Scaling: structures per second per NFE against network size and atom count (all pairs: a cutoff
+   beyond every distance, and the default 5 Å cutoff graph), with the fitted exponent of time ~ n^a.
 3. Peak memory (max RSS of a fresh process) and wall time of training and sampling.
 
 Networks have random weights (timing does not depend on them); structures are random clouds of
@@ -31,7 +31,7 @@ import torch
 from ase_psm import PSMCalculator, sample
 from ase_psm.benchmarks.nfe import NFECounter
 from ase_psm.checkpoint import save_checkpoint
-from ase_psm.model import ModelConfig, PseudoForceNet, blocks
+from ase_psm.model import ModelConfig, PseudoForceNet
 
 SPECIES = [1, 6, 7, 8]
 NETWORKS = {
@@ -42,6 +42,8 @@ NETWORKS = {
 BATCHED_NETWORKS = ["small", "medium (default)"]
 ATOM_COUNTS = [10, 25, 50, 100, 200, 400]
 CUTOFF = 5.0
+ALL_PAIRS = 1000.0
+"""Å: a cutoff beyond every distance in these clouds, so the graph connects every pair."""
 DENSITY = 0.1
 """atoms / Å^3"""
 
@@ -61,9 +63,9 @@ def random_molecule(n_atoms: int, rng: np.random.Generator) -> ase.Atoms:
     return ase.Atoms(numbers=rng.choice(SPECIES, n_atoms), positions=random_cloud(n_atoms, rng))
 
 
-def make_checkpoint(path: Path, cutoff: float | None = None, **overrides) -> Path:
+def make_checkpoint(path: Path, cutoff: float = CUTOFF, **overrides) -> Path:
     torch.manual_seed(0)
-    config = ModelConfig(species=SPECIES, radial_max=10.0, cutoff=cutoff, **overrides)
+    config = ModelConfig(species=SPECIES, cutoff=cutoff, **overrides)
     net = PseudoForceNet(config)
     save_checkpoint(path, {"model_config": config.to_dict(), "model_state": net.state_dict(),
                            "schedule": {"sigma_min": 0.01, "sigma_max": 5.0}})
@@ -118,17 +120,17 @@ def scaling(folder: Path, atoms_per_batch: int = 512) -> list[dict]:
     size, all pairs up to 50 atoms."""
     rows = []
     for name, overrides in NETWORKS.items():
-        for cutoff in (None, CUTOFF):
+        for cutoff in (ALL_PAIRS, CUTOFF):
             checkpoint = make_checkpoint(folder / "scaling.pt", cutoff=cutoff, **overrides)
             calc = PSMCalculator(checkpoint, device="cpu", sigma=0.1)
-            for n_atoms in ATOM_COUNTS if cutoff else [n for n in ATOM_COUNTS if n <= 50]:
+            for n_atoms in ATOM_COUNTS if cutoff == CUTOFF else [n for n in ATOM_COUNTS if n <= 50]:
                 rng = np.random.default_rng(n_atoms)
                 batch = max(1, atoms_per_batch // n_atoms)
                 images = [random_molecule(n_atoms, rng) for _ in range(min(batch, 8))]
                 images = [images[i % len(images)] for i in range(batch)]
                 repeats = 1 if name == "large" else 2
                 seconds = best_of(lambda c=calc, i=images, b=batch: c.calculate_batch(i, batch_size=b), repeats)
-                rows.append({"network": name, "graph": "all pairs" if cutoff is None else f"cutoff {CUTOFF:g} Å",
+                rows.append({"network": name, "graph": "all pairs" if cutoff == ALL_PAIRS else f"cutoff {CUTOFF:g} Å",
                              "atoms": n_atoms, "batch": batch, "ms_per_structure": 1e3 * seconds / batch,
                              "structures_per_s": batch / seconds})
                 print(f"  {name:17s} {rows[-1]['graph']:12s} {n_atoms:4d} atoms: "
@@ -154,7 +156,7 @@ def _status_kib(field: str) -> int:
     raise KeyError(field)
 
 
-def memory_child(task: str, folder: Path) -> None:
+def memory_child(task: str, folder: Path, edge_chunk: int | None) -> None:
     """Run one task in this fresh process and print its wall time and peak RSS as JSON.
 
     The high-water mark is reset after the imports (``5 > /proc/self/clear_refs``, Linux): a
@@ -172,13 +174,13 @@ def memory_child(task: str, folder: Path) -> None:
         data = load_lj13_data()
         frames = Frames(np.full(13, 18), data["biased"], forces=data["biased_forces"])
         train(frames, folder / "train.pt", kT=1.0, steps=10, batch_size=64, val_every=10, device="cpu",
-              progress=False)
+              progress=False, model={"edge_chunk": edge_chunk})
         label = "train LJ-13, default network, batch 64, 10 steps (+ validation)"
     else:
         rng = np.random.default_rng(0)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            sample(make_checkpoint(folder / "default.pt"), random_molecule(22, rng), n=256, sampler="euler",
+            sample(make_checkpoint(folder / "default.pt", edge_chunk=edge_chunk), random_molecule(22, rng), n=256, sampler="euler",
                    steps=2, batch_size=256, device="cpu", progress=False, on_invalid="keep", check_bonds=False)
         label = "sample 256 x 22 atoms, default network, euler 2 steps, one batch"
     peak = _status_kib("VmHWM")
@@ -252,14 +254,13 @@ def main() -> None:
     parser.add_argument("--plot", type=Path, default=Path("docs/performance_scaling.png"))
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--device-label", default=f"{platform.processor() or platform.machine()} CPU")
-    parser.add_argument("--edge-chunk", type=int, default=blocks.CPU_EDGE_CHUNK,
-                        help="edges per chunk of a message-passing layer on CPU; 0: the whole batch at once")
+    parser.add_argument("--edge-chunk", type=int, default=0,
+                        help="edges per chunk of a message-passing layer in the memory runs; 0: the whole batch at once")
     parser.add_argument("--child", choices=["train", "sample"], help=argparse.SUPPRESS)
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
-    blocks.CPU_EDGE_CHUNK = args.edge_chunk or sys.maxsize
     if args.child:
-        memory_child(args.child, args.out)
+        memory_child(args.child, args.out, args.edge_chunk or None)
         return
     torch.set_num_threads(args.threads)
     started = time.perf_counter()

@@ -3,8 +3,8 @@ have one source: the dataclass.
 
 Each field becomes ``--field-name`` (or the ``flag`` in its ``field(metadata=...)``) with the field's
 default; its type from the annotation (``X | None`` gives X, several types give a string for the
-dataclass to parse, ``dict`` a JSON object); choices from a ``Literal`` annotation; help from the
-attribute docstring under the field. A field that accepts a bool is a switch: ``--field-name`` sets
+dataclass to parse, ``dict`` a JSON object); choices from a ``Literal`` annotation or the ``choices``
+in the field's metadata; help from the attribute docstring under the field. A field that accepts a bool is a switch: ``--field-name`` sets
 True when the default is False, else ``--no-field-name`` sets False.
 """
 
@@ -32,6 +32,7 @@ def add_config_flags(parser: argparse.ArgumentParser, cls: type, skip: tuple[str
             continue
         default = field.default if field.default_factory is dataclasses.MISSING else field.default_factory()
         kind, choices = _argument_type(hints[field.name], f"{cls.__name__}.{field.name}")
+        choices = field.metadata.get("choices", choices)
         help_text = _plain(docs.get(field.name, ""))
         if kind is bool:
             switch = "--" + ("" if default is False else "no-") + field.name.replace("_", "-")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import os
 import sys
@@ -16,11 +17,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TextIO
 
-from ..diffusion.targets import LOSSES
 from ..generate.config import SampleConfig
+from ..train.config import TrainConfig
 from . import bench as bench_commands
 from . import openmm as openmm_commands
-from .flags import add_config_flags, config_from_flags, json_object
+from .flags import add_config_flags, config_from_flags
 
 
 def _train(args: argparse.Namespace) -> None:
@@ -29,15 +30,9 @@ def _train(args: argparse.Namespace) -> None:
     # only what was given: TrainConfig fills in the rest from the loss's default schedule
     schedule = {k: v for k, v in dict(sigma_min=args.sigma_min, sigma_max=args.sigma_max).items() if v is not None}
     read_options = {k: v for k, v in dict(topology=args.topology, energy_unit=args.energy_unit).items() if v}
-    path = train(
-        args.data, args.out, progress=not args.quiet, loss=args.loss, temperature=args.temperature, kT=args.kT, steps=args.steps,
-        batch_size=args.batch_size, learning_rate=args.lr, seed=args.seed, first=args.first,
-        stride=args.stride, fraction=args.fraction, val_fraction=args.val_fraction, device=args.device,
-        sigma_conditioned=False if args.time_step_free else None, schedule=schedule or None,
-        resume=args.resume, read_options=read_options, loss_weighting=args.loss_weighting,
-        force_crossover_t=args.force_crossover, val_every=args.val_every, ddp=args.ddp,
-        model=args.model, atom_types=args.atom_types,
-    )
+    config = dataclasses.replace(config_from_flags(TrainConfig, args), schedule=schedule or None)
+    path = train(args.data, args.out, config=config, progress=not args.quiet, resume=args.resume,
+                 read_options=read_options, ddp=args.ddp)
     if not args.ddp or os.environ.get("RANK", "0") == "0":
         from ..metrics import plot_loss_curve
 
@@ -180,36 +175,11 @@ def build_parser() -> argparse.ArgumentParser:
     train = commands.add_parser("train", help="train a model on MD frames")
     train.add_argument("data", help="frames: extxyz, .traj, NPZ (MD17 style), DCD/XTC/HDF5 (mdtraj)")
     train.add_argument("--out", default="model.pt", help="best checkpoint; <out>.last.pt, .csv and _loss.png beside it")
-    train.add_argument("--loss", choices=LOSSES, default="piecewise-weighted",
-                       help="dsm: noise target; piecewise(-weighted): PSM force target near zero noise; gpff")
-    train.add_argument("--loss-weighting", choices=["epsilon", "score", "gpff"],
-                       help="default: epsilon (paper); gpff for a time-step-free model (--loss gpff or --time-step-free)")
-    train.add_argument("--force-crossover", default="0.05",
-                       help="diffusion time t where force labels hand over to noise targets, or 'thermal'")
-    train.add_argument("--temperature", type=float, help="K, converts eV/Å force labels to F/kT")
-    train.add_argument("--kT", type=float, help="kT in the force labels' energy unit (instead of --temperature)")
-    train.add_argument("--steps", type=int, default=3000, help="optimizer steps")
-    train.add_argument("--batch-size", type=int, default=64, help="structures per step")
-    train.add_argument("--lr", type=float, default=1e-3, help="peak learning rate (warm-up, then cosine)")
-    train.add_argument("--seed", type=int, default=0, help="seed of weights, noise and frame selection")
-    train.add_argument("--first", type=int, help="keep the first N frames (biased head of one run)")
-    train.add_argument("--stride", type=int, default=1, help="keep every k-th frame")
-    train.add_argument("--fraction", type=float, help="keep a random fraction of the frames")
-    train.add_argument("--val-fraction", type=float, default=0.1,
-                       help="frames held out for the validation loss (0: none)")
-    train.add_argument("--val-every", type=int, default=250,
-                       help="validate and save <out> and <out>.last.pt every N steps")
-    train.add_argument("--atom-types", choices=["element", "graph"], default="element",
-                       help="graph: one molecule; atoms also typed by their bond-graph class, so samples keep "
-                            "the bond graph in the training atom order (e.g. for seeding OpenMM)")
-    train.add_argument("--model", type=json_object, default={},
-                       help='network settings as JSON, e.g. \'{"hidden_irreps": "8x0e + 4x1e", "num_layers": 2}\'')
-    train.add_argument("--sigma-min", type=float, help="smallest training noise level, Å (default 0.01; 0.05 for gpff)")
+    add_config_flags(train, TrainConfig, skip=("schedule",))
+    train.add_argument("--sigma-min", type=float, help="smallest training noise level, Å (default 0.002; 0.05 for gpff)")
     train.add_argument("--sigma-max", type=float, help="largest training noise level, Å (default 5; 30 for gpff)")
-    train.add_argument("--time-step-free", action="store_true", help="no noise-level input (GPFF)")
     train.add_argument("--topology", help="topology file for DCD/XTC frames")
     train.add_argument("--energy-unit", help="energy unit of NPZ files, e.g. kcal/mol")
-    train.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda, cuda:1, ...")
     train.add_argument("--resume", action="store_true", help="continue from <out>.last.pt")
     train.add_argument("--ddp", action="store_true",
                        help="data-parallel over a torchrun job (gloo on CPU, nccl on GPU); --batch-size is per process")

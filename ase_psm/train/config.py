@@ -30,23 +30,40 @@ class TrainConfig:
     force-label losses ``piecewise`` and ``piecewise-weighted``.
     """
 
-    loss: str = "piecewise-weighted"
+    loss: str = field(default="piecewise-weighted", metadata={"choices": LOSSES})
+    """``dsm`` (noise target), ``piecewise`` / ``piecewise-weighted`` (PSM: the force label F/kT below the
+    force crossover, the noise target above) or ``gpff`` (target x0 - x, time-step-free)."""
     temperature: float | None = None
+    """K: converts force labels in eV/Å to F/kT (the temperature of the MD run that made the frames)."""
     kT: float | None = None
+    """k_B T in the force labels' energy unit, instead of ``temperature`` (1 in reduced LJ units)."""
     steps: int = 3000
+    """Optimizer steps."""
     batch_size: int = 64
-    learning_rate: float = 3e-3
+    """Structures per step (per process with ``ddp``)."""
+    learning_rate: float = field(default=3e-3, metadata={"flag": "--lr"})
+    """Peak learning rate of AdamW: linear warm-up, then cosine decay to zero at ``steps``."""
     weight_decay: float = 0.0
+    """AdamW weight decay."""
     warmup_steps: int = 100
+    """Steps of linear learning-rate warm-up."""
     grad_clip: float = 10.0
+    """Largest gradient norm; larger gradients are scaled down to it."""
     ema_decay: float = 0.999
+    """Decay of the exponential moving average of the weights that checkpoints and validation use."""
     seed: int = 0
+    """Seed of the weights, the noise and the frame selection."""
     first: int | None = None
+    """Keep the first N frames (the biased head of one run)."""
     stride: int = 1
+    """Keep every k-th frame."""
     fraction: float | None = None
+    """Keep a random fraction of the frames."""
     val_fraction: float = 0.1
+    """Fraction of the frames held out for the validation loss (0: none)."""
     val_every: int = 250
-    force_crossover_t: float | str = "thermal"
+    """Validate, and write the best and last checkpoints, every N steps."""
+    force_crossover_t: float | str = field(default="thermal", metadata={"flag": "--force-crossover"})
     """Diffusion time t where force labels hand over to noise targets: ``"thermal"`` for the t of the
     data's thermal length 1/RMS(F/kT), where the force target's spread (sigma^2 |F|/kT) and the noise
     target's (sigma) are equal (t = 0.05, the paper's, for data without force labels), or a number
@@ -55,17 +72,19 @@ class TrainConfig:
     """Fraction of each batch drawn at the smallest noise levels, t ~ U(0, force_crossover_t), the
     rest from the schedule; for every loss, so DSM and PSM models see the same noise levels. Below the
     crossover PSM's target is the force label: this spends more of the training on the small-sigma
-    score, a force field."""
-    loss_weighting: str | None = None
+    score, a force field. (Frames of one system; :func:`~ase_psm.train.train_molecules` draws every
+    sigma from its schedule.)"""
+    loss_weighting: str | None = field(default=None, metadata={"choices": LOSS_WEIGHTINGS})
     """``epsilon`` (paper), ``gpff`` or ``score``; None: ``gpff`` min(1, 1/sigma^2) for the ``gpff``
     loss and for any time-step-free model, else ``score`` (every noise level's preconditioned output
     counts alike)."""
-    sigma_conditioned: bool | None = None
-    """None: True for the paper's losses, False for ``gpff``."""
+    sigma_conditioned: bool | None = field(default=None, metadata={"flag": "--time-step-free"})
+    """Whether the network sees the noise level sigma; False: time-step-free (GPFF: the network is a
+    pseudo-force field). None: True for the paper's losses, False for ``gpff``."""
     schedule: NoiseSchedule | None = None
     """None: the loss's default (:func:`default_schedule`); a dict of some :class:`NoiseSchedule` fields,
     e.g. ``{"sigma_max": 30.0}``, changes only those fields of that default."""
-    atom_types: str = "auto"
+    atom_types: str = field(default="auto", metadata={"choices": ATOM_TYPES})
     """How the network tells atoms apart: ``"element"`` (any structure of the elements seen), or
     ``"graph"`` for data of one molecule: each atom also gets its class in the first frame's covalent
     bond graph, so samples keep the bond graph in the training atom order (needed for molecules
@@ -81,6 +100,7 @@ class TrainConfig:
     model: dict = field(default_factory=dict)
     """Overrides of :class:`~ase_psm.model.ModelConfig` fields (e.g. hidden_irreps, num_layers)."""
     device: str = "auto"
+    """``auto`` (CUDA when available), ``cpu``, ``cuda``, ``cuda:1``, ..."""
 
     def __post_init__(self) -> None:
         if self.loss not in LOSSES:

@@ -1,4 +1,4 @@
-"""A/B timing of message passing in edge chunks (``CPU_EDGE_CHUNK``) against the whole batch.
+"""A/B timing of message passing in edge chunks (``ModelConfig.edge_chunk``) against the whole batch.
 
     python benchmarks/probes/edge_chunks.py --out /tmp/edge-chunks --plot docs/performance_edge_chunks.png
 
@@ -25,8 +25,7 @@ import numpy as np
 import torch
 
 from ase_psm import sample
-from ase_psm.checkpoint import load_model
-from ase_psm.model import blocks
+from ase_psm.checkpoint import load_checkpoint, load_model, save_checkpoint
 from ase_psm.pretrained import resolve_checkpoint
 
 WARM_UP_CALLS = 3
@@ -37,6 +36,14 @@ def noised_batches(template: np.ndarray, sigmas: np.ndarray, n: int, seed: int) 
     rng = np.random.default_rng(seed)
     return [torch.as_tensor(template + sigma * rng.standard_normal((n, *template.shape)), dtype=torch.float32)
             for sigma in sigmas]
+
+
+def with_edge_chunk(checkpoint: str, chunk: int | None, path: Path) -> str:
+    """A copy of ``checkpoint`` at ``path`` whose network sums messages in chunks of ``chunk`` edges."""
+    payload = load_checkpoint(checkpoint)
+    payload["model_config"] = {**payload["model_config"], "edge_chunk": chunk}
+    save_checkpoint(path, payload)
+    return str(path)
 
 
 def time_calls(model, numbers: torch.Tensor, batches: list[torch.Tensor], sigmas: np.ndarray) -> list[float]:
@@ -94,7 +101,7 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=256, help="structures per batch")
     parser.add_argument("--calls", type=int, default=40, help="network evaluations per mode and round")
     parser.add_argument("--sample-steps", type=int, default=10, help="pc levels of the sampling run (0: skip)")
-    parser.add_argument("--chunk", type=int, default=blocks.CPU_EDGE_CHUNK, help="edges per chunk")
+    parser.add_argument("--chunk", type=int, default=4096, help="edges per chunk")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", type=Path, required=True)
@@ -108,24 +115,20 @@ def main() -> None:
 
     checkpoint = str(resolve_checkpoint(args.checkpoint))
     template = ase.io.read(args.template or Path(resolve_checkpoint("ala2")).with_name("ala2.pdb"))
-    model, payload = load_model(checkpoint, device="cpu")
-    schedule = payload["schedule"]
+    schedule = load_checkpoint(checkpoint)["schedule"]
     sigmas = np.geomspace(schedule["sigma_max"], schedule["sigma_min"], args.calls)
     numbers = torch.as_tensor(template.numbers)
     batches = noised_batches(template.positions, sigmas, args.n, seed=0)
     modes = {f"chunks of {args.chunk} edges": args.chunk, "whole batch": None}
     calls: dict[str, list[list[float]]] = {mode: [] for mode in modes}
     sampling: dict[str, list[float]] = {mode: [] for mode in modes}
-    default_chunk = blocks.CPU_EDGE_CHUNK
-    try:
-        for _ in range(args.rounds):
-            for mode, chunk in modes.items():
-                blocks.CPU_EDGE_CHUNK = chunk or len(template) ** 2 * args.n
-                calls[mode].append(time_calls(model, numbers, batches, sigmas))
-                if args.sample_steps:
-                    sampling[mode].append(time_sampling(checkpoint, template, args.n, args.sample_steps))
-    finally:
-        blocks.CPU_EDGE_CHUNK = default_chunk
+    files = {mode: with_edge_chunk(checkpoint, chunk, args.out / f"chunk_{chunk or 0}.pt") for mode, chunk in modes.items()}
+    for _ in range(args.rounds):
+        for mode in modes:
+            model, _ = load_model(files[mode], device="cpu")
+            calls[mode].append(time_calls(model, numbers, batches, sigmas))
+            if args.sample_steps:
+                sampling[mode].append(time_sampling(files[mode], template, args.n, args.sample_steps))
 
     results = {"checkpoint": args.checkpoint, "n": args.n, "atoms": len(template),
                "edges": args.n * len(template) * (len(template) - 1), "calls": args.calls,

@@ -107,7 +107,8 @@ def test_every_sampler_returns_finite_centred_structures(tiny_checkpoint, lj7_fr
     assert len(structures) == 5
     positions = np.stack([a.positions for a in structures])
     assert positions.shape == (5, 7, 3) and np.isfinite(positions).all()
-    np.testing.assert_allclose(positions.mean(axis=1), 0.0, atol=1e-5)
+    # zero up to float32 rounding, a few ulp of the largest coordinate (up to 10 from this barely trained model)
+    np.testing.assert_allclose(positions.mean(axis=1), 0.0, atol=1e-5 * max(1.0, np.abs(positions).max()))
     assert list(structures[0].numbers) == [18] * 7
 
 

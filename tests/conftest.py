@@ -1,4 +1,5 @@
-"""Shared fixtures: small Lennard-Jones frames, tiny trained checkpoints, the shipped alanine dipeptide."""
+"""Shared fixtures: the devices, small Lennard-Jones frames, tiny trained checkpoints, the shipped alanine
+dipeptide."""
 
 from __future__ import annotations
 
@@ -12,6 +13,14 @@ from ase_psm.systems import ARGON, lj_forces, lj_initial_positions, metropolis
 from ase_psm.train import train
 
 TINY_MODEL = dict(hidden_irreps="8x0e + 4x1e", sh_lmax=1, num_layers=2, radial_hidden=16)
+DEVICES = ["cpu", *(["cuda"] if torch.cuda.is_available() else [])]
+"""The devices the device-sensitive tests run on: the CPU, and CUDA when this machine has it."""
+
+
+@pytest.fixture(params=[pytest.param(name, marks=pytest.mark.device, id=name) for name in DEVICES])
+def device(request) -> str:
+    """Each of :data:`DEVICES` in turn; a test that takes it is marked ``device`` (``pytest -m device``)."""
+    return request.param
 
 
 @pytest.fixture(autouse=True)

@@ -22,9 +22,9 @@ def lj7(frames, index: int = 0) -> ase.Atoms:
     return atoms
 
 
-def test_calculator_in_an_ase_workflow(tiny_checkpoint, lj7_frames):
+def test_calculator_in_an_ase_workflow(tiny_checkpoint, lj7_frames, device):
     atoms = lj7(lj7_frames)
-    atoms.calc = PSMCalculator(tiny_checkpoint, device="cpu")
+    atoms.calc = PSMCalculator(tiny_checkpoint, device=device)
     forces = atoms.get_forces()
     assert forces.shape == (7, 3) and np.isfinite(forces).all()
     assert atoms.get_potential_energy() == pytest.approx(0.5 * np.sum(forces**2), rel=1e-6)
@@ -37,11 +37,11 @@ def test_calculator_in_an_ase_workflow(tiny_checkpoint, lj7_frames):
     np.testing.assert_allclose(moved.get_forces(), _rotate_z(forces, 40), atol=2e-4)
     # a fixed noise level is honoured and changes the answer
     fixed = lj7(lj7_frames)
-    fixed.calc = PSMCalculator(tiny_checkpoint, device="cpu", sigma=2.0)
+    fixed.calc = PSMCalculator(tiny_checkpoint, device=device, sigma=2.0)
     assert not np.allclose(fixed.get_forces(), forces)
     # an ASE optimizer runs on the pseudo-PES
     relaxed = lj7(lj7_frames)
-    relaxed.calc = PSMCalculator(tiny_checkpoint, device="cpu", sigma=0.05)
+    relaxed.calc = PSMCalculator(tiny_checkpoint, device=device, sigma=0.05)
     FIRE(relaxed, logfile=None).run(fmax=0.5, steps=5)
 
 
@@ -51,8 +51,8 @@ def _rotate_z(vectors: np.ndarray, degrees: float) -> np.ndarray:
     return vectors @ rotation.T
 
 
-def test_batched_calculation_matches_single(tiny_checkpoint, lj7_frames):
-    calc = PSMCalculator(tiny_checkpoint, device="cpu", dtype="float64")
+def test_batched_calculation_matches_single(tiny_checkpoint, lj7_frames, device):
+    calc = PSMCalculator(tiny_checkpoint, device=device, dtype="float64")
     images = [lj7(lj7_frames, i) for i in range(5)]
     batched = calc.calculate_batch(images, batch_size=2)
     for atoms, result in zip(images, batched):
@@ -72,14 +72,14 @@ def test_calculator_bad_input(tiny_checkpoint, tmp_path):
         atoms.get_forces()
 
 
-def test_denoiser_converges_and_respects_fixed_atoms(gpff_checkpoint, lj7_frames):
+def test_denoiser_converges_and_respects_fixed_atoms(gpff_checkpoint, lj7_frames, device):
     reference = lj7(lj7_frames)
     rng = np.random.default_rng(0)
     noised = reference.copy()
     noised.positions[2:] += 0.3 * rng.standard_normal((5, 3))  # inpainting: atoms 0 and 1 stay exact
     noised.set_constraint(FixAtoms(indices=[0, 1]))
     start = noised.positions.copy()
-    denoiser = PseudoForceDenoiser(noised, gpff_checkpoint, seed=0, logfile=None, device="cpu")
+    denoiser = PseudoForceDenoiser(noised, gpff_checkpoint, seed=0, logfile=None, device=device)
     steps_seen = []
     denoiser.attach(lambda: steps_seen.append(denoiser.nsteps))
     converged = denoiser.run(fmax=0.05, steps=200)
@@ -98,16 +98,17 @@ def test_denoiser_needs_a_calculator():
 
 
 @pytest.mark.parametrize("sampler", list(SAMPLERS))
-def test_every_sampler_returns_finite_centred_structures(tiny_checkpoint, lj7_frames, sampler):
+def test_every_sampler_returns_finite_centred_structures(tiny_checkpoint, lj7_frames, sampler, device):
     template = lj7(lj7_frames)
     with warnings.catch_warnings():  # keep what a 30-step model makes, checked or not
         warnings.simplefilter("ignore", RuntimeWarning)
-        structures = sample(tiny_checkpoint, template, n=5, sampler=sampler, steps=4, seed=0, device="cpu",
+        structures = sample(tiny_checkpoint, template, n=5, sampler=sampler, steps=4, seed=0, device=device,
                             progress=False, batch_size=3, on_invalid="keep")
     assert len(structures) == 5
     positions = np.stack([a.positions for a in structures])
     assert positions.shape == (5, 7, 3) and np.isfinite(positions).all()
-    np.testing.assert_allclose(positions.mean(axis=1), 0.0, atol=1e-5)
+    # zero up to float32 rounding, a few ulp of the largest coordinate (up to 10 from this barely trained model)
+    np.testing.assert_allclose(positions.mean(axis=1), 0.0, atol=1e-5 * max(1.0, np.abs(positions).max()))
     assert list(structures[0].numbers) == [18] * 7
 
 

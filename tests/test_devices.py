@@ -43,3 +43,13 @@ def test_every_entry_point_gives_the_device_error(tiny_checkpoint, lj7_frames, t
     ase.io.write(template, atoms)
     assert main(["sample", str(tiny_checkpoint), "--template", str(template), "--device", "cuda"]) == 2
     assert "no CUDA device" in capsys.readouterr().err
+
+
+@pytest.mark.device
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="checks a machine with CUDA")
+def test_resolve_device_finds_the_gpus():
+    count = torch.cuda.device_count()
+    assert resolve_device("auto") == torch.device("cuda")
+    assert resolve_device(f"cuda:{count - 1}") == torch.device("cuda", count - 1)
+    with pytest.raises(ValueError, match=rf"'cuda:{count}' asked for, but this machine has {count} CUDA device"):
+        resolve_device(f"cuda:{count}")

@@ -135,22 +135,22 @@ SPREAD = 0.1
 
 def gaussian_denoiser(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
     """Exact posterior mean for data ~ N(MEANS, SPREAD^2) per coordinate: a known target for samplers."""
-    sigma = torch.as_tensor(sigma, dtype=x.dtype).reshape(-1, 1, 1)
-    return (SPREAD**2 * x + sigma**2 * MEANS) / (SPREAD**2 + sigma**2)
+    sigma = torch.as_tensor(sigma, dtype=x.dtype, device=x.device).reshape(-1, 1, 1)
+    return (SPREAD**2 * x + sigma**2 * MEANS.to(x.device)) / (SPREAD**2 + sigma**2)
 
 
 @pytest.mark.parametrize("name", list(SAMPLERS))
-def test_samplers_are_finite_centred_and_keep_fixed_atoms(name):
-    generator = torch.Generator().manual_seed(0)
-    x = 3.0 * zero_com_noise((64, 4, 3), generator, torch.float64)
+def test_samplers_are_finite_centred_and_keep_fixed_atoms(name, device):
+    generator = torch.Generator().manual_seed(0)  # on the CPU, as sample() keeps it
+    x = 3.0 * zero_com_noise((64, 4, 3), generator, torch.float64, device)
     sampler = SAMPLERS[name]
-    sigmas = geometric_sigmas(30, 0.01, 3.0)
+    sigmas = geometric_sigmas(30, 0.01, 3.0).to(device)
     out = sampler(gaussian_denoiser, x, sigmas, generator=generator)
     assert out.shape == x.shape and torch.isfinite(out).all()
-    torch.testing.assert_close(out.mean(dim=1), torch.zeros(64, 3, dtype=torch.float64), atol=1e-10, rtol=0)
-    assert (out - MEANS).abs().mean() < 0.3  # denoised onto the data, not left as noise
+    torch.testing.assert_close(out.mean(dim=1), x.new_zeros(64, 3), atol=1e-10, rtol=0)
+    assert (out - MEANS.to(device)).abs().mean() < 0.3  # denoised onto the data, not left as noise
 
-    free = torch.tensor([True, False, True, True])
+    free = torch.tensor([True, False, True, True], device=device)
     kept = sampler(gaussian_denoiser, x.clone(), sigmas, generator=generator, free=free)
     torch.testing.assert_close(kept[:, 1], x[:, 1])
 

@@ -1,4 +1,5 @@
-"""Data-parallel training and sharded sampling with torchrun: 2 CPU processes, gloo backend."""
+"""Data-parallel training and sharded sampling with torchrun: 2 CPU processes (gloo), and one process per
+GPU (nccl) on a machine with several."""
 
 from __future__ import annotations
 
@@ -11,19 +12,21 @@ import sys
 import ase.io
 import numpy as np
 import pytest
+import torch
 
 from ase_psm import sample
 from ase_psm.checkpoint import load_model
 from ase_psm.data import write_frames
 from ase_psm.distributed import rank_seed
 
-TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
+TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node"]
 
 
-def torchrun(*args: str) -> str:
-    """stdout of ``torchrun -m ase_psm.cli.main *args``; the whole job is killed after 180 s."""
+def torchrun(*args: str, processes: int = 2) -> str:
+    """stdout of ``torchrun -m ase_psm.cli.main *args`` on ``processes`` processes; the whole job is killed
+    after 180 s."""
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    with subprocess.Popen([*TORCHRUN, "-m", "ase_psm.cli.main", *args], stdout=subprocess.PIPE,
+    with subprocess.Popen([*TORCHRUN, str(processes), "-m", "ase_psm.cli.main", *args], stdout=subprocess.PIPE,
                           stderr=subprocess.PIPE, text=True, env=env, start_new_session=True) as job:
         try:
             stdout, stderr = job.communicate(timeout=180)
@@ -34,21 +37,38 @@ def torchrun(*args: str) -> str:
     return stdout
 
 
+def ddp_train(frames, folder, device: str, processes: int) -> str:
+    """10 data-parallel training steps of ``processes`` processes on ``device``, written to ``folder``;
+    torchrun's stdout."""
+    write_frames(folder / "lj7.extxyz", frames.subset(range(60)))
+    return torchrun(
+        "train", str(folder / "lj7.extxyz"), "--out", str(folder / "model.pt"), "--kT", "1", "--steps", "10",
+        "--batch-size", "4", "--val-every", "5", "--sigma-max", "2", "--device", device, "--ddp",
+        processes=processes,
+    )
+
+
 @pytest.fixture(scope="module")
 def ddp_run(lj7_frames, tmp_path_factory):
-    """10 data-parallel training steps on 2 processes; the output folder and torchrun's stdout."""
+    """10 data-parallel training steps on 2 CPU processes; the output folder and torchrun's stdout."""
     folder = tmp_path_factory.mktemp("ddp")
-    write_frames(folder / "lj7.extxyz", lj7_frames.subset(range(60)))
-    stdout = torchrun(
-        "train", str(folder / "lj7.extxyz"), "--out", str(folder / "model.pt"), "--kT", "1", "--steps", "10",
-        "--batch-size", "4", "--val-every", "5", "--sigma-max", "2", "--device", "cpu", "--ddp",
-    )
-    return folder, stdout
+    return folder, ddp_train(lj7_frames, folder, "cpu", 2)
 
 
 def test_ddp_training_writes_one_checkpoint_and_log(ddp_run):
-    folder, stdout = ddp_run
-    assert stdout.count("best checkpoint") == 1  # rank 0 reports, rank 1 stays quiet
+    assert_one_checkpoint_and_log(*ddp_run)
+
+
+@pytest.mark.device
+@pytest.mark.skipif(torch.cuda.device_count() < 2, reason="data-parallel training on GPUs needs 2 or more")
+def test_ddp_training_on_every_gpu(lj7_frames, tmp_path):
+    stdout = ddp_train(lj7_frames, tmp_path, "cuda", torch.cuda.device_count())
+    assert_one_checkpoint_and_log(tmp_path, stdout)
+
+
+def assert_one_checkpoint_and_log(folder, stdout: str) -> None:
+    """Rank 0 alone reported, and wrote the checkpoint, its training state and a log of steps 5 and 10."""
+    assert stdout.count("best checkpoint") == 1
     _, checkpoint = load_model(folder / "model.pt", "cpu")
     assert checkpoint["step"] in (5, 10) and (folder / "model.last.pt").exists()
     with open(folder / "model.csv") as handle:

@@ -18,10 +18,12 @@ CHIRAL_POSITIONS = torch.tensor(
 )
 
 
-def make_net(sigma_conditioned: bool = True, **overrides) -> PseudoForceNet:
+def make_net(
+    sigma_conditioned: bool = True, dtype: torch.dtype = torch.float64, device: str = "cpu", **overrides
+) -> PseudoForceNet:
     torch.manual_seed(0)
     config = ModelConfig(**{"species": [1, 6, 9, 17, 35], "sigma_conditioned": sigma_conditioned, **overrides})
-    return PseudoForceNet(config).double()
+    return PseudoForceNet(config).to(device=device, dtype=dtype)
 
 
 def structures(n: int = 3) -> torch.Tensor:
@@ -32,16 +34,22 @@ def structures(n: int = 3) -> torch.Tensor:
 SIGMA = torch.tensor([0.05, 0.5, 2.0], dtype=torch.float64)
 
 
+EQUIVARIANCE_TOLERANCE = {torch.float64: 1e-9, torch.float32: 1e-5}
+"""Absolute and relative tolerance of the rotated output per precision."""
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["float64", "float32"])
 @pytest.mark.parametrize(("sigma_conditioned", "conservative"), [(True, False), (False, False), (True, True)])
-def test_rotation_and_translation_equivariance(sigma_conditioned, conservative):
-    net = make_net(sigma_conditioned, conservative=conservative)
-    x = structures()
-    sigma = SIGMA if sigma_conditioned else None
-    rotation = o3.rand_matrix(dtype=torch.float64)
-    out = net.pseudo_forces(CHIRAL_NUMBERS, x, sigma)
-    moved = net.pseudo_forces(CHIRAL_NUMBERS, x @ rotation.T + torch.tensor([1.0, -2.0, 0.5]).double(), sigma)
+def test_rotation_and_translation_equivariance(sigma_conditioned, conservative, dtype, device):
+    net = make_net(sigma_conditioned, dtype, device, conservative=conservative)
+    numbers, x = CHIRAL_NUMBERS.to(device), structures().to(device, dtype)
+    sigma = SIGMA.to(device, dtype) if sigma_conditioned else None
+    rotation = o3.rand_matrix(dtype=torch.float64).to(device, dtype)
+    out = net.pseudo_forces(numbers, x, sigma)
+    moved = net.pseudo_forces(numbers, x @ rotation.T + torch.tensor([1.0, -2.0, 0.5]).to(device, dtype), sigma)
     assert out.abs().max() > 1e-3
-    torch.testing.assert_close(moved, out @ rotation.T, atol=1e-9, rtol=1e-9)
+    tolerance = EQUIVARIANCE_TOLERANCE[dtype]
+    torch.testing.assert_close(moved, out @ rotation.T, atol=tolerance, rtol=tolerance)
 
 
 @pytest.mark.parametrize("cutoff", [10.0, 2.0])

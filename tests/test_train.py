@@ -59,6 +59,27 @@ def test_training_is_deterministic_and_resumes_exactly(lj7_frames, tmp_path):
         train(lj7_frames, tmp_path / "part.pt", loss="dsm", steps=30, val_every=10, resume=True, **SETTINGS)
 
 
+def test_training_on_the_device_continues_on_the_cpu_and_back(lj7_frames, tmp_path, device):
+    """A checkpoint written by training on ``device`` gives the same pseudo-forces on the CPU, and its
+    training continues on the CPU and then on ``device`` again."""
+    out, on_device = tmp_path / "m.pt", {**SETTINGS, "device": device}
+    train(lj7_frames, out, loss="piecewise-weighted", steps=4, val_every=2, **on_device)
+    cpu_model, device_model = load_model(out, device="cpu")[0], load_model(out, device=device)[0]
+    numbers, x = torch.full((7,), 18), torch.as_tensor(lj7_frames.positions[:4], dtype=torch.float32)
+    sigma = torch.tensor([0.05, 0.2, 1.0, 2.0])
+    expected = cpu_model.pseudo_forces(numbers, x, sigma)
+    moved = device_model.pseudo_forces(numbers.to(device), x.to(device), sigma.to(device)).cpu()
+    torch.testing.assert_close(moved, expected, atol=1e-5, rtol=1e-4)
+    train(lj7_frames, out, loss="piecewise-weighted", steps=6, val_every=2, resume=True, **SETTINGS)
+    train(lj7_frames, out, loss="piecewise-weighted", steps=8, val_every=2, resume=True, **on_device)
+    last = load_checkpoint(last_checkpoint_path(out))
+    assert last["step"] == 8 and all(torch.isfinite(value).all() for value in last["model_state"].values())
+    with open(tmp_path / "m.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [int(row["step"]) for row in rows] == [2, 4, 6, 8]
+    assert all(np.isfinite(float(row["train_loss"])) for row in rows)
+
+
 def test_checkpoint_carries_everything_and_loads_safely(tiny_checkpoint, tmp_path):
     checkpoint = load_checkpoint(tiny_checkpoint)
     for key in ("model_config", "model_state", "species", "units", "kT", "schedule", "loss", "train_config",

@@ -100,7 +100,7 @@ def test_denoiser_needs_a_calculator():
 @pytest.mark.parametrize("sampler", list(SAMPLERS))
 def test_every_sampler_returns_finite_centred_structures(tiny_checkpoint, lj7_frames, sampler, device):
     template = lj7(lj7_frames)
-    with warnings.catch_warnings():  # keep what a 30-step model makes, checked or not
+    with warnings.catch_warnings():  # keep what a 100-step model makes, checked or not
         warnings.simplefilter("ignore", RuntimeWarning)
         structures = sample(tiny_checkpoint, template, n=5, sampler=sampler, steps=4, seed=0, device=device,
                             progress=False, batch_size=3, on_invalid="keep")
@@ -115,7 +115,7 @@ def test_every_sampler_returns_finite_centred_structures(tiny_checkpoint, lj7_fr
 def test_sample_is_seeded_and_keeps_fixed_atoms(tiny_checkpoint, lj7_frames):
     template = lj7(lj7_frames)
     options = {"n": 3, "steps": 3, "seed": 1, "device": "cpu", "progress": False, "on_invalid": "keep"}
-    with warnings.catch_warnings():  # keep what a 30-step model makes, checked or not
+    with warnings.catch_warnings():  # keep what a 100-step model makes, checked or not
         warnings.simplefilter("ignore", RuntimeWarning)
         a = sample(tiny_checkpoint, template, **options)
         b = sample(tiny_checkpoint, template, **options)

@@ -9,10 +9,12 @@ import json
 import os
 import pickle
 import signal
+import struct
 import subprocess
 import sys
 import time
 import warnings
+import zipfile
 from pathlib import Path
 
 import ase
@@ -76,8 +78,17 @@ def test_newer_checkpoint_format_names_the_file_and_the_fix(tiny_checkpoint, tmp
     with pytest.raises(ValueError, match=r"old.pt has checkpoint format None.*retrain"):
         load_checkpoint(unversioned)
     first_network = resave(tiny_checkpoint, tmp_path / "v1.pt", format_version=1)
-    with pytest.raises(ValueError, match=r"v1.pt holds the network of ase-psm 0.1 .* retrain .* ase-psm<0.2"):
+    with pytest.raises(ValueError, match=r"v1.pt holds the network of ase-psm 0.1 .* retrain .*ase-psm<0.2"):
         load_checkpoint(first_network)
+
+
+def _largest_tensor_offset(path) -> int:
+    """Byte offset of the data of the largest tensor in a torch zip file."""
+    with zipfile.ZipFile(path) as archive:
+        info = max((i for i in archive.infolist() if "/data/" in i.filename), key=lambda i: i.file_size)
+    header = Path(path).read_bytes()[info.header_offset : info.header_offset + 30]
+    name_length, extra_length = struct.unpack("<HH", header[26:30])
+    return info.header_offset + 30 + name_length + extra_length
 
 
 def test_truncated_and_corrupt_checkpoints_are_named(tiny_checkpoint, tmp_path):
@@ -86,8 +97,9 @@ def test_truncated_and_corrupt_checkpoints_are_named(tiny_checkpoint, tmp_path):
     truncated.write_bytes(data[: len(data) // 2])
     with pytest.raises(ValueError, match=r"truncated.pt is not a readable ase-psm checkpoint"):
         load_checkpoint(truncated)
+    start = _largest_tensor_offset(tiny_checkpoint)  # damage tensor bytes, not zip padding
     flipped = bytearray(data)
-    flipped[len(data) // 3 : len(data) // 3 + 64] = bytes(64)
+    flipped[start : start + 64] = bytes(b ^ 0xFF for b in flipped[start : start + 64])
     corrupt = tmp_path / "corrupt.pt"
     corrupt.write_bytes(bytes(flipped))
     with pytest.raises(ValueError, match=r"corrupt.pt (is corrupt|is not a readable|was refused)"):

@@ -81,7 +81,7 @@ def _template(frames):
 def test_sample_drops_keeps_or_regenerates_invalid_structures(tiny_checkpoint, lj7_frames):
     template = _template(lj7_frames)
     options = {"n": 12, "steps": 4, "sampler": "heun", "seed": 3, "device": "cpu", "progress": False}
-    with warnings.catch_warnings():  # a 30-step model explodes a few structures, which is flagged
+    with warnings.catch_warnings():  # a 100-step model explodes a few structures, which is flagged
         warnings.simplefilter("ignore", RuntimeWarning)
         kept = sample(tiny_checkpoint, template, on_invalid="keep", clash_distance=0.0, **options)
     report = kept.report

@@ -62,6 +62,14 @@ class ModelConfig:
     length_scale: float = 1.0
     """Noised inputs are shrunk by sqrt(1 + sigma^2 / length_scale^2) (Å)."""
 
+    def __post_init__(self) -> None:
+        if not isinstance(self.cutoff, (int, float)) or not 0 < self.cutoff < float("inf"):
+            raise ValueError(f"cutoff must be a positive, finite distance (Å), got {self.cutoff!r}: e.g. 5.0 for "
+                             "molecules; a value beyond every distance in the structures connects every pair")
+        for name in ("num_layers", "correlation", "num_radial"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+
     def to_dict(self) -> dict:
         return asdict(self)
 

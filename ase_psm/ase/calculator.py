@@ -17,6 +17,8 @@ from ..model.segments import structure_mean
 from ..validation import check_atoms
 
 SIGMA_ITERATIONS = 6
+SIGMA_LEVELS = 8
+"""Geometric levels from sigma_max down at which the noise estimate starts (see ``_estimate_sigma``)."""
 
 
 class PSMCalculator(Calculator):
@@ -30,8 +32,9 @@ class PSMCalculator(Calculator):
     ``results["sigma"]`` is the noise estimate sigma_hat = RMS(f) (Å).
 
     sigma: noise level (Å) given to a sigma-conditioned network. ``None``
-    estimates it self-consistently, sigma <- RMS(f(x, sigma)) from the
-    schedule's sigma_max. Time-step-free (GPFF) networks ignore it.
+    estimates it self-consistently, sigma <- RMS(f(x, sigma)), from the highest
+    schedule level at which the estimate is consistent (RMS(f) not above the level).
+    Time-step-free (GPFF) networks ignore it.
 
     A graph-conditioned network reads the molecular graph from ``atoms.info["bonds"]``
     ((n_bonds, 2) atom indices, as :func:`ase_psm.chemistry.molecules.embed` writes it): noised
@@ -109,16 +112,36 @@ class PSMCalculator(Calculator):
         if not model.config.sigma_conditioned:
             forces = model.pseudo_forces_flat(numbers, positions, batch, None, topology)
         else:
-            schedule = self.checkpoint["schedule"]
             if self.sigma is not None:
                 sigma = torch.full((num_structures,), self.sigma, dtype=self.dtype, device=self.device)
             else:
-                sigma = torch.full((num_structures,), schedule["sigma_max"], dtype=self.dtype, device=self.device)
-                for _ in range(SIGMA_ITERATIONS):
-                    forces = model.pseudo_forces_flat(numbers, positions, batch, sigma, topology)
-                    sigma = _rms(forces, batch, num_structures).clamp(schedule["sigma_min"], schedule["sigma_max"])
+                sigma = self._estimate_sigma(numbers, positions, batch, topology, num_structures)
             forces = model.pseudo_forces_flat(numbers, positions, batch, sigma, topology)
         return forces, _rms(forces, batch, num_structures)
+
+    def _estimate_sigma(
+        self, numbers: torch.Tensor, positions: torch.Tensor, batch: torch.Tensor, topology: torch.Tensor | None,
+        num_structures: int,
+    ) -> torch.Tensor:
+        """Noise level (B,) in Å at which RMS(f(x, sigma)) = sigma. A level far above a structure's noise
+        can be outside what the network learned (a clean structure at sigma_max) and give any output,
+        so the search starts at the highest of SIGMA_LEVELS geometric levels whose estimate RMS(f) is
+        not above the level itself, then iterates sigma <- RMS(f(x, sigma))."""
+        schedule = self.checkpoint["schedule"]
+        low, high = schedule["sigma_min"], schedule["sigma_max"]
+        sigma = torch.full((num_structures,), low, dtype=self.dtype, device=self.device)
+        settled = torch.zeros(num_structures, dtype=torch.bool, device=self.device)
+        for level in np.geomspace(high, low, SIGMA_LEVELS):
+            trial = torch.where(settled, sigma, torch.full_like(sigma, level))
+            rms = _rms(self.model.pseudo_forces_flat(numbers, positions, batch, trial, topology), batch, num_structures)
+            newly = ~settled & (rms <= trial)
+            sigma, settled = torch.where(newly, rms.clamp(low, high), sigma), settled | newly
+            if bool(settled.all()):
+                break
+        for _ in range(SIGMA_ITERATIONS):
+            forces = self.model.pseudo_forces_flat(numbers, positions, batch, sigma, topology)
+            sigma = _rms(forces, batch, num_structures).clamp(low, high)
+        return sigma
 
     def check_state(self, atoms: ase.Atoms, tol: float = 1e-15) -> list[str]:
         """ASE's changes since the last calculation, plus ``"bonds"`` when a graph-conditioned network's

@@ -149,6 +149,7 @@ class ProductInteraction(nn.Module):
             irreps_hidden, irreps_sh, o3.Irreps(mid), instructions, shared_weights=False, internal_weights=False
         )
         self.radial_mlp = mlp([edge_scalar_dim, radial_hidden, radial_hidden, self.tensor_product.weight_numel])
+        self.message_dim = self.tensor_product.irreps_out.dim  # an int: torch.compile cannot guard e3nn 0.6's Irreps
         self.linear_messages = o3.Linear(self.tensor_product.irreps_out, irreps_products)
         self.products = nn.ModuleList(channelwise_product(irreps_products) for _ in range(correlation - 1))
         self.linear_out = o3.Linear(irreps_products, irreps_hidden)
@@ -163,7 +164,7 @@ class ProductInteraction(nn.Module):
         edge_scalars: torch.Tensor,
     ) -> torch.Tensor:
         nodes = self.linear_up(features)
-        summed = features.new_zeros(features.shape[0], self.tensor_product.irreps_out.dim)
+        summed = features.new_zeros(features.shape[0], self.message_dim)
         chunk = self.edge_chunk or max(len(edge_src), 1)
         for start in range(0, len(edge_src), chunk):
             edges = slice(start, start + chunk)

@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TextIO
 
+from ..diffusion.noise import NoiseSchedule
 from ..generate.config import SampleConfig
 from ..train.config import TrainConfig
 from . import bench as bench_commands
@@ -27,10 +28,12 @@ from .flags import add_config_flags, config_from_flags
 def _train(args: argparse.Namespace) -> None:
     from ..train import train
 
-    # only what was given: TrainConfig fills in the rest from the loss's default schedule
-    schedule = {k: v for k, v in dict(sigma_min=args.sigma_min, sigma_max=args.sigma_max).items() if v is not None}
     read_options = {k: v for k, v in dict(topology=args.topology, energy_unit=args.energy_unit).items() if v}
-    config = dataclasses.replace(config_from_flags(TrainConfig, args), schedule=schedule or None)
+    config = config_from_flags(TrainConfig, args)
+    # only what was given changes the loss's default schedule
+    schedule = {k: v for k, v in dict(sigma_min=args.sigma_min, sigma_max=args.sigma_max).items() if v is not None}
+    if schedule and config.schedule is not None:
+        config = dataclasses.replace(config, schedule=NoiseSchedule(**{**config.schedule.to_dict(), **schedule}))
     path = train(args.data, args.out, config=config, progress=not args.quiet, resume=args.resume,
                  read_options=read_options, ddp=args.ddp)
     if not args.ddp or os.environ.get("RANK", "0") == "0":

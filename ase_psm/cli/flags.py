@@ -4,8 +4,9 @@ have one source: the dataclass.
 Each field becomes ``--field-name`` (or the ``flag`` in its ``field(metadata=...)``) with the field's
 default; its type from the annotation (``X | None`` gives X, several types give a string for the
 dataclass to parse, ``dict`` a JSON object); choices from a ``Literal`` annotation or the ``choices``
-in the field's metadata; help from the attribute docstring under the field. A field that accepts a bool is a switch: ``--field-name`` sets
-True when the default is False, else ``--no-field-name`` sets False.
+in the field's metadata; help from the attribute docstring under the field. A field that accepts a
+bool is a switch: ``--field-name`` sets True when the default is False, else ``--no-field-name``
+sets False.
 """
 
 from __future__ import annotations

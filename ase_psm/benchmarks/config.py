@@ -10,7 +10,7 @@ from dataclasses import dataclass, field, replace
 from ..train import TrainConfig
 
 SIZES = ("tiny", "cpu", "paper")
-SYSTEMS = ("lj13", "lj55", "md17", "ala2")
+SYSTEMS = ("lj13", "lj55", "md17", "ala2", "md22")
 MD17_MOLECULES = {
     "ethanol": "CCO",
     "malonaldehyde": "O=CCC=O",
@@ -19,6 +19,11 @@ MD17_MOLECULES = {
     "salicylic_acid": "OC(=O)c1ccccc1O",
     "toluene": "Cc1ccccc1",
     "aspirin": "CC(=O)Oc1ccccc1C(=O)O",
+}
+#: MD22-like systems, built and simulated in OpenMM (ase_psm.systems).
+MD22_MOLECULES = {
+    "ac-ala3-nhme": "Ac-(L-Ala)3-NHMe, 42 atoms, amber14 in vacuum",
+    "dw-nanotube": "(5,5)@(10,10) double-walled carbon nanotube, 360 atoms (6 cells), bonded carbon force field",
 }
 
 
@@ -58,6 +63,8 @@ class BenchSettings:
     """Noise levels of the sampler (``steps`` of :func:`ase_psm.sample`)."""
     final_corrector_steps: int = 0
     """pc only: Langevin steps at sigma_min before the final denoising."""
+    max_batch_atoms: int | None = None
+    """Largest training batch in atoms: the batch size shrinks to fit it for large molecules (None: no limit)."""
 
     def with_overrides(self, overrides: dict) -> BenchSettings:
         """These settings with ``overrides`` (``--set``) of sampling fields; TrainConfig fields are checked
@@ -117,6 +124,17 @@ DATA: dict[str, dict[str, dict]] = {
         "cpu": dict(n_biased=1000, biased_interval=100, n_reference=5000, reference_interval=1000),
         "paper": dict(n_biased=5000, biased_interval=100, n_reference=50000, reference_interval=1000),
     },
+    # MD steps of 1 fs at 500 K (the md17 temperature) from the minimized structure; biased = the first
+    # n_biased frames, every biased_interval steps (cpu: the first 20 ps); reference = a second run after a
+    # burn-in of 10 reference intervals. tiny: two nanotube cells (120 atoms).
+    "md22": {
+        "tiny": dict(molecules=("ac-ala3-nhme", "dw-nanotube"), n_biased=50, biased_interval=10, n_reference=60,
+                     reference_interval=20, nanotube_cells=2),
+        "cpu": dict(molecules=tuple(MD22_MOLECULES), n_biased=1000, biased_interval=20, n_reference=5000,
+                    reference_interval=400, nanotube_cells=6),
+        "paper": dict(molecules=tuple(MD22_MOLECULES), n_biased=5000, biased_interval=20, n_reference=20000,
+                      reference_interval=1000, nanotube_cells=6),
+    },
 }
 
 #: Molecules (md17, ala2): one molecule per data set, so TrainConfig's defaults give graph atom types and the
@@ -144,6 +162,16 @@ SETTINGS: dict[str, dict[str, BenchSettings]] = {
     },
     "md17": _MOLECULES,
     "ala2": _MOLECULES,
+    # 42 and 360 atoms: training batches of at most 720 atoms (16 peptides, 2 nanotubes), so one step costs
+# about as much as ala2's;
+    # atom_types "auto": graph types for the peptide, elements for the nanotube (two walls, not one bond graph);
+# heun (2 NFE per level) instead of pc: sampling 360 atoms costs ~7 s per NFE for 100 structures on one core.
+    "md22": {
+        "tiny": replace(_TINY, sampler="heun"),
+        "cpu": BenchSettings(train=dict(steps=3000, batch_size=16, val_every=1000),
+                             n_samples=200, sampler="heun", sample_steps=40, max_batch_atoms=720),
+        "paper": BenchSettings(train=dict(steps=100_000, batch_size=64), n_samples=1000, sample_steps=1000),
+    },
 }
 
 PROTOCOLS: dict[str, tuple[str, ...]] = {
@@ -151,4 +179,5 @@ PROTOCOLS: dict[str, tuple[str, ...]] = {
     "lj55": ("table2", "biased", "cold"),
     "md17": ("biased", "early"),
     "ala2": ("biased",),
+    "md22": ("biased",),
 }

@@ -17,7 +17,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from .cache import CachedArrays, load_or_generate
-from .config import DATA, MD17_MOLECULES
+from .config import DATA, MD17_MOLECULES, MD22_MOLECULES
 
 ALA2_PDB = Path(__file__).resolve().parents[1] / "examples_data" / "ala2.pdb"
 MD17_TEMPERATURE = 500.0  # K
@@ -28,6 +28,7 @@ MD17_FRICTION = 0.01  # 1/fs, Langevin
 # first 1000 (500 fs) do not, so that is where force labels have a bias to remove (docs/benchmarks.md).
 MD17_EARLY_FRACTION = 5
 ALA2_TEMPERATURE = 300.0  # K
+MD22_TEMPERATURE = 500.0  # K, as md17
 ALA2_TIMESTEP = 0.001  # ps
 # No constraints: along a constrained X-H bond the sampled distribution is a delta, so F/kT there is
 # not its score and PSM's force labels would be biased (ase_psm.openmm.label_forces); 1 fs steps keep
@@ -214,21 +215,32 @@ def _ala2_run(n_frames: int, interval: int, burn_in: int, seed: int, progress: b
     """One amber14 vacuum Langevin run at 300 K (1 fs, no constraints) from the minimized PDB:
     Frames of every `interval`-th step after `burn_in` steps."""
     pdb, system = ala2_system()  # first: it names the install command if OpenMM is missing
+    from ..openmm.convert import positions_to_angstrom
+
+    return openmm_langevin(pdb.topology, positions_to_angstrom(pdb.positions), system, ALA2_TEMPERATURE, n_frames,
+                           interval, burn_in, seed, progress, label)
+
+
+def openmm_langevin(topology, positions: np.ndarray, system, temperature: float, n_frames: int, interval: int,
+                    burn_in: int, seed: int, progress: bool, label: str):
+    """A Langevin run (1 fs steps, friction 1/ps, OpenMM CPU on one thread) from the energy-minimized
+    `positions` (Å) with velocities at `temperature` (K): Frames of every `interval`-th step after `burn_in`."""
     import openmm
     from openmm import app, unit
 
     from ..openmm import FrameRecorder
+    from ..openmm.convert import positions_to_openmm
 
-    integrator = openmm.LangevinMiddleIntegrator(ALA2_TEMPERATURE * unit.kelvin, 1 / unit.picosecond,
+    integrator = openmm.LangevinMiddleIntegrator(temperature * unit.kelvin, 1 / unit.picosecond,
                                                  ALA2_TIMESTEP * unit.picosecond)
     integrator.setRandomNumberSeed(seed + 1)  # 0 would mean "random" in OpenMM
     names = [openmm.Platform.getPlatform(i).getName() for i in range(openmm.Platform.getNumPlatforms())]
     platform = openmm.Platform.getPlatformByName("CPU" if "CPU" in names else "Reference")
     properties = ALA2_PLATFORM_PROPERTIES.get(platform.getName(), {})
-    simulation = app.Simulation(pdb.topology, system, integrator, platform, properties)
-    simulation.context.setPositions(pdb.positions)
+    simulation = app.Simulation(topology, system, integrator, platform, properties)
+    simulation.context.setPositions(positions_to_openmm(positions))
     simulation.minimizeEnergy()
-    simulation.context.setVelocitiesToTemperature(ALA2_TEMPERATURE * unit.kelvin, seed + 1)
+    simulation.context.setVelocitiesToTemperature(temperature * unit.kelvin, seed + 1)
     if burn_in:
         simulation.step(burn_in)
     recorder = FrameRecorder(interval)
@@ -269,9 +281,69 @@ def ala2_data(size: str, cache_dir: str | Path, seed: int = 0, progress: bool = 
     )
 
 
+def md22_structure(molecule: str, size: str):
+    """(OpenMM Topology, positions in Å, OpenMM System) of one md22 molecule at `size` (nanotube cells)."""
+    try:
+        from ..systems.nanotube import double_walled_nanotube, nanotube_system
+        from ..systems.peptides import capped_alanine, peptide_system
+        if molecule == "ac-ala3-nhme":
+            topology, positions = capped_alanine(3)
+            return topology, positions, peptide_system(topology)
+        topology, positions = double_walled_nanotube(DATA["md22"][size]["nanotube_cells"])
+        return topology, positions, nanotube_system(topology)
+    except ImportError as error:
+        raise ImportError("the md22 benchmark needs OpenMM, mdtraj and RDKit: pip install 'ase-psm[openmm,bench]'") from error
+
+
+def md22_data(size: str, cache_dir: str | Path, seed: int = 0, progress: bool = False,
+              molecules: tuple[str, ...] | None = None) -> list[BenchData]:
+    """MD22-like systems (OpenMM Langevin at 500 K, 1 fs): "biased" = the first n_biased frames of one
+    run from the minimized structure; reference = a second run after a burn-in of 10 reference intervals.
+    Peptides carry a PDB (written next to the cache entry) for their Ramachandran angles."""
+    settings = DATA["md22"][size]
+    out = []
+    for molecule in molecules or settings["molecules"]:
+        topology, positions, system = md22_structure(molecule, size)
+
+        def generate(topology=topology, positions=positions, system=system, molecule=molecule) -> dict[str, np.ndarray]:
+            biased = openmm_langevin(topology, positions, system, MD22_TEMPERATURE, settings["n_biased"],
+                                     settings["biased_interval"], 0, seed, progress, f"{molecule} biased")
+            reference = openmm_langevin(topology, positions, system, MD22_TEMPERATURE, settings["n_reference"],
+                                        settings["reference_interval"], 10 * settings["reference_interval"], seed + 1,
+                                        progress, f"{molecule} reference")
+            return dict(numbers=biased.numbers, biased=biased.positions, biased_forces=biased.forces,
+                        reference=reference.positions)
+
+        generation = dict({k: v for k, v in settings.items() if k != "molecules"}, molecule=molecule,
+                          description=MD22_MOLECULES[molecule], seed=seed, temperature_K=MD22_TEMPERATURE,
+                          timestep_ps=ALA2_TIMESTEP, platform_properties=ALA2_PLATFORM_PROPERTIES)
+        entry = load_or_generate(cache_dir, f"md22-{molecule}", generation, generate)
+        out.append(BenchData(
+            name=f"md22-{molecule}", numbers=entry.arrays["numbers"], reference=entry.arrays["reference"],
+            training={"biased": (entry.arrays["biased"], entry.arrays["biased_forces"])},
+            temperature=MD22_TEMPERATURE, topology=_peptide_pdb(topology, positions, entry.path),
+            cache=_cache_info(entry),
+        ))
+    return out
+
+
+def _peptide_pdb(topology, positions: np.ndarray, cache_entry: Path) -> str | None:
+    """The PDB of a peptide's topology next to its cache entry (for phi/psi); None for other molecules."""
+    from openmm import app
+
+    from ..openmm.convert import positions_to_openmm
+
+    if not any(residue.name == "ALA" for residue in topology.residues()):
+        return None
+    path = cache_entry.with_suffix(".pdb")
+    with open(path, "w") as handle:
+        app.PDBFile.writeFile(topology, positions_to_openmm(positions), handle)
+    return str(path)
+
+
 def load_system(system: str, size: str, cache_dir: str | Path, progress: bool = False,
                 molecules: tuple[str, ...] | None = None) -> list[BenchData]:
-    """The data sets of one benchmark system (md17: one per molecule, or the given ``molecules``),
+    """The data sets of one benchmark system (md17, md22: one per molecule, or the given ``molecules``),
     generated or from the cache."""
     if system in ("lj13", "lj55"):
         return [lj_data(int(system[2:]), size, cache_dir, progress=progress)]
@@ -279,4 +351,6 @@ def load_system(system: str, size: str, cache_dir: str | Path, progress: bool = 
         return md17_data(size, cache_dir, progress=progress, molecules=molecules)
     if system == "ala2":
         return [ala2_data(size, cache_dir, progress=progress)]
-    raise ValueError(f"unknown benchmark system {system!r}; choose from lj13, lj55, md17, ala2")
+    if system == "md22":
+        return md22_data(size, cache_dir, progress=progress, molecules=molecules)
+    raise ValueError(f"unknown benchmark system {system!r}; choose from lj13, lj55, md17, ala2, md22")

@@ -43,7 +43,7 @@ def metric_names(data: BenchData) -> list[str]:
     """The metrics reported for a system, the primary one first."""
     if data.name.startswith("lj"):
         return ["distance_tvd", "x_w2", "energy_w2", "hr_mae", "energy_median"]
-    if data.name == "ala2":
+    if data.topology is not None:  # peptides: ala2, md22's Ac-Ala3-NHMe
         return ["ramachandran_tvd", "hr_mae", "distance_tvd", "stability"]
     return ["hr_mae", "distance_tvd", "stability"]
 
@@ -53,7 +53,15 @@ def evaluate(positions: np.ndarray, data: BenchData, reference: np.ndarray | Non
 
     Non-finite structures are left out (and make every metric None if none is left).
     """
-    from ..metrics import distance_tvd, energy_w2, hr_mae, phi_psi, ramachandran_tvd, stability, x_w2
+    from ..metrics import (
+        backbone_dihedrals,
+        distance_tvd,
+        energy_w2,
+        hr_mae,
+        residue_ramachandran_tvd,
+        stability,
+        x_w2,
+    )
     from ..systems import lj_energy
 
     reference = data.reference if reference is None else reference
@@ -72,7 +80,8 @@ def evaluate(positions: np.ndarray, data: BenchData, reference: np.ndarray | Non
         "energy_w2": lambda: energy_w2(lj_energy(finite), lj_energy(reference)),
         "energy_median": lambda: float(np.median(lj_energy(finite))),
         "stability": lambda: stability(finite, reference, data.numbers),
-        "ramachandran_tvd": lambda: ramachandran_tvd(phi_psi(finite, data.topology), phi_psi(reference, data.topology)),
+        "ramachandran_tvd": lambda: residue_ramachandran_tvd(backbone_dihedrals(finite, data.topology),
+                                                             backbone_dihedrals(reference, data.topology)),
     }
     with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
         for name in names:

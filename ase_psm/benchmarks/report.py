@@ -12,7 +12,8 @@ from .data import BenchData
 from .evaluate import metric_names
 
 #: Published numbers: (dataset, protocol, model) -> {metric: value}. LJ: PSM paper Table 2 (iDEM's
-#: reference); MD17: PSM paper h(r) MAE. Their references are not ours (we sample our own).
+#: reference); MD17 and MD22: PSM paper h(r) MAE (Tables 3 and 4; "best PSM" as piecewise-weighted). Their
+#: references and data are not ours (we simulate our own).
 PAPER: dict[tuple[str, str, str], dict[str, float]] = {
     ("lj13", "table2", "iDEM"): {"distance_tvd": 0.044, "x_w2": 4.26},
     ("lj13", "table2", "piecewise"): {"distance_tvd": 0.0582, "x_w2": 4.287},
@@ -27,6 +28,10 @@ PAPER: dict[tuple[str, str, str], dict[str, float]] = {
         }.items()
         for model, value in (("dsm", dsm), ("piecewise-weighted", psm))
     },
+    ("md22-ac-ala3-nhme", "biased", "dsm"): {"hr_mae": 0.087},
+    ("md22-ac-ala3-nhme", "biased", "piecewise-weighted"): {"hr_mae": 0.049},
+    ("md22-dw-nanotube", "biased", "dsm"): {"hr_mae": 0.153},
+    ("md22-dw-nanotube", "biased", "piecewise-weighted"): {"hr_mae": 0.048},
 }
 MODEL_ORDER = ("dsm", "piecewise", "piecewise-weighted", "gpff", "tsf-psm")
 
@@ -151,9 +156,9 @@ def seed_samples(out: str | Path, dataset: str, protocol: str, seed: int = 0) ->
 
 
 def write_plots(data: BenchData, protocol: str, out: str | Path) -> list[Path]:
-    """h(r) overlays (and LJ energy histograms, ala2 Ramachandran maps) of the seed-0 samples of every
-    model beside the training set, in ``<out>/plots``."""
-    from ..metrics import phi_psi, plot_energy_histograms, plot_hr, plot_ramachandran
+    """h(r) overlays (and LJ energy histograms, peptide Ramachandran maps with every residue's angles) of the
+    seed-0 samples of every model beside the training set, in ``<out>/plots``."""
+    from ..metrics import backbone_dihedrals, plot_energy_histograms, plot_hr, plot_ramachandran
     from ..systems import lj_energy
 
     out = Path(out)
@@ -169,8 +174,9 @@ def write_plots(data: BenchData, protocol: str, out: str | Path) -> list[Path]:
         written.append(plot_energy_histograms(energies, lj_energy(data.reference), f"{stem}_energy.png",
                                               unit="ε"))
     if "ramachandran_tvd" in metric_names(data):
-        angles = {name: phi_psi(x, data.topology) for name, x in named.items()}
-        written.append(plot_ramachandran(angles, phi_psi(data.reference, data.topology), f"{stem}_ramachandran.png"))
+        angles = {name: backbone_dihedrals(x, data.topology).reshape(-1, 2) for name, x in named.items()}
+        reference = backbone_dihedrals(data.reference, data.topology).reshape(-1, 2)
+        written.append(plot_ramachandran(angles, reference, f"{stem}_ramachandran.png"))
     return written
 
 

@@ -16,7 +16,17 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from ..train import TrainConfig
-from .config import MD17_MOLECULES, MODELS, PROTOCOLS, SETTINGS, SIZES, SYSTEMS, BenchSettings, ModelSpec
+from .config import (
+    MD17_MOLECULES,
+    MD22_MOLECULES,
+    MODELS,
+    PROTOCOLS,
+    SETTINGS,
+    SIZES,
+    SYSTEMS,
+    BenchSettings,
+    ModelSpec,
+)
 from .data import BenchData, load_system
 from .evaluate import evaluate, floor_metrics
 
@@ -40,7 +50,8 @@ class BenchConfig:
     threads: int | None = None
     """torch CPU threads (None: torch's default)."""
     molecules: tuple[str, ...] | None = None
-    """md17 only: the molecules to run, any of ``MD17_MOLECULES`` (default: the size's list)."""
+    """md17 and md22 only: the molecules to run, any of ``MD17_MOLECULES`` or ``MD22_MOLECULES`` (default: the
+    size's list)."""
     overrides: dict = field(default_factory=dict)
     """Training (TrainConfig) or sampling (BenchSettings) fields to change from the size's settings
     (ablations, ``--set``), e.g. {"steps": 16000, "sample_steps": 400}; they beat the model's own."""
@@ -70,11 +81,12 @@ class BenchConfig:
         if bad:
             raise ValueError(f"{self.system} has protocols {PROTOCOLS[self.system]}, not {bad}")
         if self.molecules is not None:
-            if self.system != "md17":
-                raise ValueError(f"--molecules selects md17 molecules; {self.system} has none: leave it out")
-            unknown = [m for m in self.molecules if m not in MD17_MOLECULES]
+            known = {"md17": MD17_MOLECULES, "md22": MD22_MOLECULES}.get(self.system)
+            if known is None:
+                raise ValueError(f"--molecules selects md17 or md22 molecules; {self.system} has none: leave it out")
+            unknown = [m for m in self.molecules if m not in known]
             if unknown:
-                raise ValueError(f"unknown md17 molecule(s) {unknown}; choose from {', '.join(MD17_MOLECULES)}")
+                raise ValueError(f"unknown {self.system} molecule(s) {unknown}; choose from {', '.join(known)}")
         self.settings  # noqa: B018 (checks the overrides)
         if self.rescore and self.overrides:
             raise ValueError("--rescore evaluates saved samples as they were made; --set changes nothing: leave it out")
@@ -219,7 +231,10 @@ def run_one(data: BenchData, protocol: str, model: str, seed: int, config: Bench
     positions = data.training[protocol][0]
     train_config = config.train_config(spec, kT=data.kT, temperature=data.temperature, seed=seed,
                                        device=config.device)
-    train_config = replace(train_config, batch_size=min(train_config.batch_size, len(positions)))
+    batch_size = min(train_config.batch_size, len(positions))
+    if settings.max_batch_atoms:
+        batch_size = min(batch_size, max(1, settings.max_batch_atoms // positions.shape[1]))
+    train_config = replace(train_config, batch_size=batch_size)
     samples, report, invalid, wall, resumed_from_step = train_and_sample(data, protocol, train_config, settings,
                                                                          config, run_dir)
     started = time.perf_counter()

@@ -46,7 +46,8 @@ def register(commands) -> None:
     from ..benchmarks.config import MODELS, SIZES, SYSTEMS
 
     bench = commands.add_parser("bench", help="benchmark suite: data, training, sampling and metrics of one system")
-    bench.add_argument("system", choices=SYSTEMS, help="lj13, lj55, md17 (GFN2-xTB, needs [bench]), ala2 (OpenMM)")
+    bench.add_argument("system", choices=SYSTEMS, help="lj13, lj55, md17 (GFN2-xTB, needs [bench]), ala2 (OpenMM), "
+                       "md22 (OpenMM: Ac-Ala3-NHMe, a 360-atom double-walled nanotube)")
     bench.add_argument("--size", choices=SIZES, default="cpu",
                        help="tiny: seconds (CI); cpu: CPU-hours budget; paper: paper-like budget (GPU)")
     bench.add_argument("--seeds", type=int, default=3, help="training/sampling seeds per model (data is shared)")
@@ -57,8 +58,9 @@ def register(commands) -> None:
     bench.add_argument("--cache", help="data cache directory (default: <out>/cache)")
     bench.add_argument("--models", type=_csv, default=tuple(MODELS),
                        help=f"comma-separated subset of {','.join(MODELS)}")
-    bench.add_argument("--protocols", type=_csv, help="comma-separated: table2,biased,cold (LJ), biased,early (md17) or biased (ala2); default: all")
-    bench.add_argument("--molecules", type=_csv, help="md17 only: comma-separated subset, e.g. ethanol,uracil")
+    bench.add_argument("--protocols", type=_csv, help="comma-separated: table2,biased,cold (LJ), biased,early (md17) or biased (ala2, md22); "
+                       "default: all")
+    bench.add_argument("--molecules", type=_csv, help="md17 or md22 only: comma-separated subset, e.g. ethanol,uracil or dw-nanotube")
     bench.add_argument("--set", type=_setting, action="append", metavar="KEY=VALUE",
                        help="change one training (TrainConfig) or sampling setting of the size (repeatable), e.g. "
                             "--set steps=16000 --set sample_steps=400; the results JSON records the settings used")

@@ -19,9 +19,11 @@ from ase_psm.metrics.plots import (
     plot_ramachandran,
 )
 from ase_psm.metrics.structure import (
+    backbone_dihedrals,
     phi_psi,
     ramachandran_histogram,
     ramachandran_tvd,
+    residue_ramachandran_tvd,
     stability,
 )
 from ase_psm.metrics.validity import (
@@ -35,6 +37,7 @@ __all__ = [
     "HR_BINS",
     "PROBLEMS",
     "SampleReport",
+    "backbone_dihedrals",
     "bond_graph",
     "distance_tvd",
     "energy_w2",
@@ -51,6 +54,7 @@ __all__ = [
     "plot_ramachandran",
     "ramachandran_histogram",
     "ramachandran_tvd",
+    "residue_ramachandran_tvd",
     "stability",
     "structure_problems",
     "x_w2",

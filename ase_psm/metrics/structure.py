@@ -46,8 +46,8 @@ def stability(
     return float(stable.mean())
 
 
-def phi_psi(positions: np.ndarray, topology) -> np.ndarray:
-    """Backbone dihedrals (n_frames, 2) phi, psi in degrees of a one-residue peptide.
+def backbone_dihedrals(positions: np.ndarray, topology) -> np.ndarray:
+    """Backbone dihedrals (n_frames, n_residues, 2) phi, psi in degrees of every residue that has both.
 
     ``topology``: an mdtraj or OpenMM Topology (or a PDB path) with the atoms in the
     order of ``positions``.
@@ -62,11 +62,24 @@ def phi_psi(positions: np.ndarray, topology) -> np.ndarray:
     if topology.n_atoms != positions.shape[1]:
         raise ValueError(f"the topology has {topology.n_atoms} atoms, the positions {positions.shape[1]}")
     trajectory = mdtraj.Trajectory(positions / 10.0, topology)  # mdtraj works in nm
-    _, phi = mdtraj.compute_phi(trajectory)
-    _, psi = mdtraj.compute_psi(trajectory)
-    if phi.shape[1] != 1 or psi.shape[1] != 1:
-        raise ValueError(f"expected one phi and one psi (a dipeptide), found {phi.shape[1]} and {psi.shape[1]}")
-    return np.degrees(np.concatenate([phi, psi], axis=1))
+    phi_atoms, phi = mdtraj.compute_phi(trajectory)
+    psi_atoms, psi = mdtraj.compute_psi(trajectory)
+    phi_residues = [topology.atom(int(quartet[2])).residue.index for quartet in phi_atoms]  # C N CA C
+    psi_residues = [topology.atom(int(quartet[1])).residue.index for quartet in psi_atoms]  # N CA C N
+    if phi_residues != psi_residues or not phi_residues:
+        raise ValueError(f"expected residues with both phi and psi; phi in residues {phi_residues}, "
+                         f"psi in {psi_residues}")
+    return np.degrees(np.stack([phi, psi], axis=-1))
+
+
+def phi_psi(positions: np.ndarray, topology) -> np.ndarray:
+    """Backbone dihedrals (n_frames, 2) phi, psi in degrees of a one-residue peptide (see
+    :func:`backbone_dihedrals` for longer ones)."""
+    angles = backbone_dihedrals(positions, topology)
+    if angles.shape[1] != 1:
+        raise ValueError(f"expected one phi and one psi (a dipeptide), found {angles.shape[1]} of each: "
+                         "use backbone_dihedrals for longer peptides")
+    return angles[:, 0]
 
 
 def ramachandran_histogram(angles: np.ndarray, bins: int = RAMACHANDRAN_BINS) -> np.ndarray:
@@ -82,3 +95,11 @@ def ramachandran_histogram(angles: np.ndarray, bins: int = RAMACHANDRAN_BINS) ->
 def ramachandran_tvd(angles: np.ndarray, reference: np.ndarray, bins: int = RAMACHANDRAN_BINS) -> float:
     """TVD = 1/2 sum |p - q| between two Ramachandran histograms (phi, psi in degrees)."""
     return float(0.5 * np.abs(ramachandran_histogram(angles, bins) - ramachandran_histogram(reference, bins)).sum())
+
+
+def residue_ramachandran_tvd(angles: np.ndarray, reference: np.ndarray, bins: int = RAMACHANDRAN_BINS) -> float:
+    """Mean over residues of the Ramachandran TVD; angles (n, n_residues, 2) and reference (m, n_residues, 2)
+    from :func:`backbone_dihedrals`."""
+    if angles.ndim != 3 or angles.shape[1:] != reference.shape[1:]:
+        raise ValueError(f"angles {angles.shape} and reference {reference.shape} must be (n, n_residues, 2) alike")
+    return float(np.mean([ramachandran_tvd(angles[:, r], reference[:, r], bins) for r in range(angles.shape[1])]))

@@ -62,7 +62,7 @@ def nanotube_system(topology):
 
     n_atoms = topology.getNumAtoms()
     bonds = [(a.index, b.index) for a, b in topology.bonds()]
-    neighbours: list[list[int]] = [[] for _ in range(n_atoms)]
+    neighbours = [[] for _ in range(n_atoms)]
     for i, j in bonds:
         neighbours[i].append(j)
         neighbours[j].append(i)

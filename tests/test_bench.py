@@ -41,13 +41,13 @@ def _check_result(path: Path, system: str) -> dict:
     return result
 
 
-def _run_twice(system: str, tmp_path: Path, protocols: str = "biased") -> None:
+def _run_twice(system: str, tmp_path: Path, protocols: str = "biased", datasets: int = 1) -> None:
     cache, out = tmp_path / "cache", tmp_path / "out"
     argv = ["--quiet", "bench", system, "--size", "tiny", "--seeds", "1", "--models", MODELS,
             "--protocols", protocols, "--cache", str(cache), "--out", str(out)]
     assert main(argv) == 0
     results = sorted((out / "results").glob("*.json"))
-    assert len(results) == len(MODELS.split(",")) * len(protocols.split(","))
+    assert len(results) == len(MODELS.split(",")) * len(protocols.split(",")) * datasets
     for path in results:
         result = _check_result(path, system)
         assert result["data_cache"]["cached"] is False
@@ -55,7 +55,7 @@ def _run_twice(system: str, tmp_path: Path, protocols: str = "biased") -> None:
             assert Path(result["data_cache"]["training"]["path"]).name.startswith(f"{system}-cold-")
         else:
             assert "training" not in result["data_cache"]
-    assert (out / "results.md").read_text().count("| dsm |") == len(protocols.split(","))
+    assert (out / "results.md").read_text().count("| dsm |") == len(protocols.split(",")) * datasets
     if system in ("md17", "ala2"):  # molecule networks are graph-conditioned and carry their bonds
         for checkpoint in (out / "runs").glob("*/model.pt"):
             model, _ = load_model(checkpoint, device="cpu")
@@ -94,6 +94,17 @@ def test_bench_ala2_tiny(tmp_path):
     pytest.importorskip("openmm")
     pytest.importorskip("mdtraj")
     _run_twice("ala2", tmp_path)
+
+
+def test_bench_md22_tiny(tmp_path):
+    pytest.importorskip("openmm")
+    pytest.importorskip("mdtraj")
+    pytest.importorskip("rdkit")
+    _run_twice("md22", tmp_path, datasets=2)
+    results = {r["dataset"]: r for r in (json.loads(p.read_text()) for p in (tmp_path / "out" / "results").glob("*_dsm_*.json"))}
+    assert results["md22-ac-ala3-nhme"]["metrics"]["values"]["ramachandran_tvd"] is not None  # over 3 residues
+    assert "ramachandran_tvd" not in results["md22-dw-nanotube"]["metrics"]["values"]
+    assert any((tmp_path / "out" / "plots").glob("md22-ac-ala3-nhme_biased_ramachandran.png"))
 
 
 @pytest.mark.mindeps

@@ -10,12 +10,14 @@ import pytest
 from ase.build import molecule
 
 from ase_psm.metrics import (
+    backbone_dihedrals,
     phi_psi,
     plot_energy_histograms,
     plot_hr,
     plot_loss_curve,
     plot_ramachandran,
     ramachandran_tvd,
+    residue_ramachandran_tvd,
     stability,
 )
 from ase_psm.metrics.plots import energy_histogram_edges
@@ -74,6 +76,19 @@ def test_phi_psi_changes_sign_in_the_mirror_image():
     np.testing.assert_allclose(phi_psi(mirrored, structure.topology), -angles, atol=1e-3)
     with pytest.raises(ValueError, match="atoms"):
         phi_psi(positions[:, :10], structure.topology)
+    np.testing.assert_allclose(backbone_dihedrals(positions, structure.topology)[:, 0], angles)
+
+
+def test_residue_ramachandran_tvd_is_the_mean_over_residues():
+    rng = np.random.default_rng(0)
+    alpha = rng.normal([-70, -40], 5, size=(2000, 2))
+    beta = rng.normal([-120, 130], 5, size=(2000, 2))
+    two_residues = np.stack([alpha, beta], axis=1)
+    assert residue_ramachandran_tvd(two_residues, two_residues) == 0.0
+    assert residue_ramachandran_tvd(np.stack([alpha, alpha], axis=1), two_residues) == pytest.approx(0.5)
+    assert residue_ramachandran_tvd(alpha[:, None], beta[:, None]) == ramachandran_tvd(alpha, beta)
+    with pytest.raises(ValueError, match="n_residues"):
+        residue_ramachandran_tvd(two_residues, alpha[:, None])
 
 
 def test_energy_histogram_range_shows_hot_samples_and_caps_broken_ones():

@@ -1,7 +1,7 @@
 """A double-walled carbon nanotube (MD22's largest system, 370 atoms there) with a bonded force field in OpenMM.
 
 Geometry: armchair (5,5) inside (10,10) (wall spacing 3.39 Å, graphite's), open ends, from
-``ase.build.nanotube``; 6 unit cells give 360 carbon atoms, about MD22's size.
+``ase.build.nanotube``; 6 unit cells give 360 carbon atoms (MD22's tube has 370 atoms).
 
 Force field: GAFF's aromatic carbon ("ca") terms with graphene's C-C length: harmonic bonds
 (r0 1.42 Å, K 478.4 kcal/mol/Å²), angles (120°, K 67.18 kcal/mol/rad²), two-fold torsions that keep the
@@ -28,15 +28,14 @@ _LJ_EPSILON = 0.086 * _KCAL  # kJ/mol
 
 
 def double_walled_nanotube(cells: int = 6, inner: int = 5, outer: int = 10):
-    """An open (inner, inner) @ (outer, outer) armchair tube of ``cells`` unit cells (2.46 Å each):
-    (OpenMM Topology with one residue per wall and the C-C bonds, positions in Å centred at 0)."""
-    from ase.build import nanotube
+    """An open (inner, inner) @ (outer, outer) armchair tube of ``cells`` unit cells (2.46 Å each): (OpenMM
+    Topology with one residue per wall and the C-C bonds, positions in Å centred at 0)."""
     from openmm import app
 
     if cells < 1 or not 0 < inner < outer:
         raise ValueError(f"need cells >= 1 and 0 < inner < outer, got cells={cells}, inner={inner}, outer={outer}")
-    walls = [nanotube(n, n, length=cells, bond=BOND_LENGTH) for n in (inner, outer)]
-    positions = np.concatenate([wall.positions for wall in walls])
+    walls = [_wall(n, cells) for n in (inner, outer)]
+    positions = np.concatenate(walls)
     positions -= positions.mean(axis=0)
     topology = app.Topology()
     chain = topology.addChain()
@@ -47,6 +46,18 @@ def double_walled_nanotube(cells: int = 6, inner: int = 5, outer: int = 10):
     for i, j in _close_pairs(positions, 1.2 * BOND_LENGTH):
         topology.addBond(atoms[i], atoms[j])
     return topology, positions
+
+
+def _wall(n: int, cells: int) -> np.ndarray:
+    """Positions (Å) of an open (n, n) tube of ``cells`` cells: ase wraps part of the first ring of atoms to the
+    far end of its periodic cell (leaving atoms of one bond); they go back to the first ring."""
+    from ase.build import nanotube
+
+    tube = nanotube(n, n, length=cells, bond=BOND_LENGTH)
+    positions = tube.positions.copy()
+    wrapped = positions[:, 2] > tube.cell[2, 2] - 0.1
+    positions[wrapped, 2] -= tube.cell[2, 2]
+    return positions
 
 
 def _close_pairs(positions: np.ndarray, cutoff: float) -> list[tuple[int, int]]:

@@ -31,6 +31,20 @@ def test_lj13_nfe_quick_run_writes_well_formed_rows(tmp_path):
         assert row["nfe"] >= 1 and 0.0 <= row["distance_tvd"] <= 1.0 and 0.0 <= row["invalid_fraction"] <= 1.0
 
 
+def test_force_field_fit_trains_our_network_and_plots(tmp_path):
+    pytest.importorskip("tblite")
+    pytest.importorskip("rdkit")
+    script = BENCHMARKS / "force_field_fit.py"
+    run_script(script, "data", "--out", str(tmp_path), "--n-train", "20", "--n-held-out", "4", "--burn-in", "50")
+    with np.load(tmp_path / "data.npz") as data:
+        assert data["train_positions"].shape == (20, 21, 3) and data["held_out_forces"].shape == (4, 21, 3)
+    run_script(script, "ours", "--out", str(tmp_path), "--cpu-seconds", "2", "--eval-every", "1")
+    log = json.loads((tmp_path / "fit_ase-psm.json").read_text())["log"]
+    assert len(log) >= 2 and all(0.0 < row["relative_force_rmse"] < 10.0 for row in log)
+    run_script(script, "plot", "--out", str(tmp_path), "--plot", str(tmp_path / "fit.png"))
+    assert (tmp_path / "fit.png").stat().st_size > 0
+
+
 def test_integrated_autocorrelation_time_of_an_ar1_process():
     sys.path.insert(0, str(BENCHMARKS))
     try:

@@ -7,6 +7,7 @@ metrics are translation invariant, the W2 metrics mean-centre each frame first.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Iterator
 
 import numpy as np
 
@@ -23,6 +24,10 @@ __all__ = [
 
 #: MDsim h(r) bin edges (length units of the positions): 500 bins on [1e-6, 10].
 HR_BINS = np.linspace(1e-6, 10.0, 501)
+
+_CHUNK_DISTANCES = 4_000_000
+"""Distances computed at once by the histogram metrics (~100 MB of temporaries): thousands of frames of a
+360-atom structure would otherwise need tens of GB."""
 
 
 def _check_frames(positions: np.ndarray, name: str = "positions") -> np.ndarray:
@@ -51,6 +56,21 @@ def pairwise_distances(positions: np.ndarray) -> np.ndarray:
     return np.linalg.norm(positions[:, i] - positions[:, j], axis=-1)
 
 
+def _distance_chunks(positions: np.ndarray) -> Iterator[np.ndarray]:
+    """The distances of `pairwise_distances`, flattened, a few frames at a time (bounded memory)."""
+    positions = _check_frames(positions)
+    i, j = np.triu_indices(positions.shape[1], k=1)
+    frames = max(1, _CHUNK_DISTANCES // len(i))
+    for start in range(0, len(positions), frames):
+        chunk = positions[start : start + frames]
+        yield np.linalg.norm(chunk[:, i] - chunk[:, j], axis=-1).ravel()
+
+
+def _distance_counts(positions: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """Histogram counts of all interatomic distances in the bins `edges` (outside ones dropped)."""
+    return sum((np.histogram(d, bins=edges)[0] for d in _distance_chunks(positions)), np.zeros(len(edges) - 1, int))
+
+
 def distance_tvd(samples: np.ndarray, reference: np.ndarray, n_bins: int = 200) -> float:
     """Total variation distance between interatomic-distance histograms (iDEM convention).
 
@@ -58,8 +78,13 @@ def distance_tvd(samples: np.ndarray, reference: np.ndarray, n_bins: int = 200) 
     that range are dropped. Each histogram is normalised to sum 1; TVD = 1/2 sum |p - q|.
     Samples with no distance inside the range share no support with the reference: TVD 1.
     """
-    reference_counts, edges = np.histogram(pairwise_distances(reference), bins=n_bins)
-    sample_counts, _ = np.histogram(pairwise_distances(samples), bins=edges)
+    low = min(float(d.min()) for d in _distance_chunks(reference))
+    high = max(float(d.max()) for d in _distance_chunks(reference))
+    if not np.isfinite(low) or not np.isfinite(high):
+        raise ValueError(f"reference distances span [{low}, {high}], which is not finite")
+    edges = np.linspace(low, high, n_bins + 1)
+    reference_counts = _distance_counts(reference, edges)
+    sample_counts = _distance_counts(samples, edges)
     if sample_counts.sum() == 0:
         return 1.0
     p = reference_counts / reference_counts.sum()
@@ -72,8 +97,9 @@ def hr(positions: np.ndarray, bins: np.ndarray = HR_BINS) -> tuple[np.ndarray, n
 
     Returns bin centres r and the density h (integrates to 1 over the bins).
     """
-    bins = np.asarray(bins, dtype=np.float64)
-    h, edges = np.histogram(pairwise_distances(positions), bins=bins, density=True)
+    edges = np.asarray(bins, dtype=np.float64)
+    counts = _distance_counts(positions, edges)
+    h = counts / (counts.sum() * np.diff(edges))
     return 0.5 * (edges[:-1] + edges[1:]), h
 
 

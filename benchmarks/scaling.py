@@ -18,8 +18,8 @@ random (timing does not depend on them).
    ``--train-batch`` structures at the same two noise levels; a batch of more than ``--max-train-edges``
    edges (about 15 KiB of memory each) is not run.
 3. Peak memory: structures of at least ``--memory-atoms`` atoms run their tasks in a fresh process,
-   which records each call's peak RSS (freed memory handed back to the OS and the high-water mark
-   reset before each call; the time is then of a first call, or the shorter of two under a second).
+   which records the peak RSS of each task's first call (freed memory handed back to the OS and the
+   high-water mark reset before it) and times a second call.
 4. The fitted exponent a of time per structure ~ n^a, from 42 atoms up and from 42 to 372 atoms.
 
 Writes results.json, tables.md and the structures (structures/*.npz) to --out; --plot the figure.
@@ -215,10 +215,10 @@ def release_memory() -> None:
 
 
 def memory_child(spec: dict) -> None:
-    """Run each task of ``spec`` in turn in this fresh process; print a JSON list of the wall time of each
-    task's call (the shorter of two when the first takes under a second) and the peak RSS of its first call.
+    """Run each task of ``spec`` in turn in this fresh process; print a JSON list of each task's peak RSS
+    over a first call and the wall time of a second (warm, as in :func:`best_of`).
 
-    Before each call freed memory goes back to the OS and the high-water mark is reset
+    Before each first call freed memory goes back to the OS and the high-water mark is reset
     (``5 > /proc/self/clear_refs``, Linux), so the peak is that of the call on top of the imports.
     """
     torch.set_num_threads(1)
@@ -229,11 +229,9 @@ def memory_child(spec: dict) -> None:
         release_memory()
         Path("/proc/self/clear_refs").write_text("5")
         before = _status_kib("VmRSS")
-        wall = wall_time(call)
+        call()
         peak = _status_kib("VmHWM")
-        if wall < 1.0:
-            wall = min(wall, wall_time(call))
-        results.append({"wall_s": wall, "max_rss_MiB": peak / 1024, "rss_before_MiB": before / 1024})
+        results.append({"wall_s": wall_time(call), "max_rss_MiB": peak / 1024, "rss_before_MiB": before / 1024})
     print(json.dumps(results))
 
 

@@ -155,6 +155,21 @@ def test_edge_chunk_ab_timing_writes_both_modes(tmp_path):
     assert (tmp_path / "calls.png").stat().st_size > 0
 
 
+def test_molecule_scaling_quick_run_writes_finite_times_memory_and_exponents(tmp_path):
+    pytest.importorskip("openmm")
+    pytest.importorskip("rdkit")
+    run_script(BENCHMARKS / "scaling.py", "--quick", "--out", str(tmp_path), "--plot", str(tmp_path / "scaling.png"))
+    results = json.loads((tmp_path / "results.json").read_text())
+    rows = results["timings"]
+    assert [r["atoms"] for r in rows] == [22] * 4 + [42] * 4
+    assert all(r["network"] == "graph-conditioned" and r["ms_per_structure"] > 0 for r in rows)
+    assert all(0 < r["edges_per_atom"] < r["atoms"] for r in rows)
+    assert all(np.isfinite(r["max_rss_MiB"]) and r["max_rss_MiB"] >= r["rss_before_MiB"] > 0 for r in rows[4:])
+    assert len(results["exponents"]) == 4 and all(np.isfinite(f["all"]) for f in results["exponents"])
+    assert (tmp_path / "tables.md").read_text().count("| peptide ") == 12
+    assert (tmp_path / "scaling.png").stat().st_size > 0
+
+
 def test_score_agreement_of_a_model_that_returns_the_target(monkeypatch):
     monkeypatch.syspath_prepend(str(PROBES))
     from ala2_score_probe import score_agreement

@@ -299,3 +299,16 @@ def test_graph_conditioned_flat_batch_matches_one_molecule_at_a_time():
         net.pseudo_forces(ETHANOL_NUMBERS, ethanol[None], sigma[:1])
     with pytest.raises(ValueError, match=r"expected \(81,\)"):
         net.pseudo_forces(ETHANOL_NUMBERS, ethanol[None], sigma[:1], topology_classes(5, chiral_bonds))
+
+
+@pytest.mark.parametrize("conservative", [False, True])
+def test_one_molecule_graph_network_reads_its_bonds_as_a_passed_topology(conservative):
+    from ase_psm.model import topology_classes
+
+    net = make_net(species=[1, 6, 8], graph_conditioned=True, conservative=conservative, cutoff=2.0,
+                   site_numbers=ETHANOL_NUMBERS.tolist(), site_types=list(range(9)), site_bonds=ETHANOL_BONDS)
+    positions = ETHANOL_POSITIONS + 0.2 * torch.randn(3, 9, 3, generator=torch.Generator().manual_seed(2),
+                                                      dtype=torch.float64)
+    sigma = torch.tensor([0.05, 0.4, 2.0], dtype=torch.float64)
+    passed = net.pseudo_forces(ETHANOL_NUMBERS, positions, sigma, topology_classes(9, ETHANOL_BONDS))
+    torch.testing.assert_close(net.pseudo_forces(ETHANOL_NUMBERS, positions, sigma), passed, rtol=0, atol=0)

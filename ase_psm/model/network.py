@@ -49,6 +49,7 @@ class PseudoForceNet(nn.Module):
     site_types: torch.Tensor  # registered buffer of a single-molecule network (non-persistent)
     site_numbers: torch.Tensor  # registered buffer of a single-molecule network (non-persistent)
     site_topology: torch.Tensor  # registered buffer of a single-molecule graph-conditioned network (non-persistent)
+    site_bond_counts: torch.Tensor  # registered buffer of a single-molecule graph-conditioned network (non-persistent)
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
@@ -93,8 +94,10 @@ class PseudoForceNet(nn.Module):
                 raise ValueError(
                     "site_bonds (the bonds of one molecule) need site_numbers and graph_conditioned=True"
                 )
-            site_topology = topology_classes(len(config.site_numbers), np.asarray(config.site_bonds))
+            n_sites = len(config.site_numbers)
+            site_topology = topology_classes(n_sites, np.asarray(config.site_bonds))
             self.register_buffer("site_topology", site_topology, persistent=False)
+            self.register_buffer("site_bond_counts", (site_topology.view(n_sites, n_sites) == 1).sum(1), persistent=False)
         edge_scalar_dim = config.num_radial
         if config.graph_conditioned:
             self.degree_embedding = nn.Embedding(MAX_BONDS + 1, self.num_scalars)
@@ -146,13 +149,27 @@ class PseudoForceNet(nn.Module):
                 f"this model is for one molecule of {n_sites} atoms in a fixed order, got structures of "
                 f"{sorted(set(counts.tolist()))} atoms; use the molecule it was trained on (atom_types='graph')"
             )
-        site = torch.arange(len(numbers), device=numbers.device) % n_sites  # structures are contiguous
+        site = self._sites(batch)
         if not torch.equal(numbers, self.site_numbers[site]):
             raise ValueError(
                 "the atoms are not in the order the model was trained on (atom_types='graph'): expected elements "
                 f"{self.site_numbers.tolist()}; reorder the structure to the training frames' atom order"
             )
         return self.site_types[site]
+
+    def _sites(self, batch: torch.Tensor) -> torch.Tensor:
+        """Site (atom index in the molecule) of each atom of a flat batch of the one molecule's structures."""
+        return torch.arange(len(batch), device=batch.device) % len(self.site_numbers)  # structures are contiguous
+
+    def _pair_classes(
+        self, topology: torch.Tensor | None, batch: torch.Tensor, source: torch.Tensor, destination: torch.Tensor
+    ) -> torch.Tensor:
+        """Topology class (0-3) of each edge: from the flat batch's ``topology``, or when it is None from
+        the one molecule's n x n matrix, without a copy per structure."""
+        if topology is not None:
+            return topology[pair_index(batch, source, destination)]
+        sites = self._sites(batch)
+        return self.site_topology[sites[source] * len(self.site_numbers) + sites[destination]]
 
     def _checked_topology(self, topology: torch.Tensor | None, batch: torch.Tensor) -> torch.Tensor:
         """The flat batch's topology on the batch's device; clear errors for a missing or misshapen one."""
@@ -199,9 +216,11 @@ class PseudoForceNet(nn.Module):
             node_scalars = node_scalars + self.noise_to_nodes(noise_features)[batch]
         if config.graph_conditioned:
             if topology is None and config.site_bonds is not None:  # _site_index checked the atoms
-                topology = self.site_topology.repeat(num_structures)
-            topology = self._checked_topology(topology, batch)
-            node_scalars = node_scalars + self.degree_embedding(_bond_counts(topology, batch).clamp(max=MAX_BONDS))
+                bond_counts = self.site_bond_counts[self._sites(batch)]
+            else:
+                topology = self._checked_topology(topology, batch)
+                bond_counts = _bond_counts(topology, batch)
+            node_scalars = node_scalars + self.degree_embedding(bond_counts.clamp(max=MAX_BONDS))
         if config.conservative:
             differentiable = self.training or positions.requires_grad  # callers may differentiate the output
             with torch.enable_grad():
@@ -232,8 +251,8 @@ class PseudoForceNet(nn.Module):
         edge_scalars = self.radial_basis(edge_vectors.norm(dim=-1))
         if noise_features is not None:
             edge_scalars = torch.cat([edge_scalars, noise_features[batch[destination]]], dim=-1)
-        if topology is not None:
-            pair_classes = topology[pair_index(batch, source, destination)]
+        if self.config.graph_conditioned:
+            pair_classes = self._pair_classes(topology, batch, source, destination)
             one_hot = nn.functional.one_hot(pair_classes, TOPOLOGY_CLASSES).to(edge_scalars.dtype)
             edge_scalars = torch.cat([edge_scalars, one_hot], dim=-1)
         edge_sh = self.spherical_harmonics(edge_vectors)

@@ -24,15 +24,17 @@ def capped_alanine_smiles(n_residues: int) -> str:
 def capped_alanine(n_residues: int, seed: int = 0):
     """Ac-(L-Ala)n-NHMe: (OpenMM Topology with named atoms, residues and bonds, positions in Å).
 
-    Embedded by RDKit (ETKDG, ``seed``) and MMFF-relaxed; atoms are ordered residue by residue,
-    each heavy atom followed by its hydrogens.
+    Embedded by RDKit (ETKDG, ``seed``; from random coordinates when that fails, as it does for long
+    chains such as n = 36) and MMFF-relaxed; atoms are ordered residue by residue, each heavy atom
+    followed by its hydrogens.
     """
     from openmm import app
     from rdkit import Chem
     from rdkit.Chem import AllChem
 
     molecule = Chem.AddHs(Chem.MolFromSmiles(capped_alanine_smiles(n_residues)))
-    if AllChem.EmbedMolecule(molecule, randomSeed=seed) != 0:  # type: ignore[attr-defined]
+    if (AllChem.EmbedMolecule(molecule, randomSeed=seed) != 0  # type: ignore[attr-defined]
+            and AllChem.EmbedMolecule(molecule, randomSeed=seed, useRandomCoords=True) != 0):  # type: ignore[attr-defined]
         raise ValueError(f"RDKit could not embed Ac-Ala{n_residues}-NHMe (seed {seed}); try another seed")
     AllChem.MMFFOptimizeMolecule(molecule, maxIters=2000)  # type: ignore[attr-defined]
     xyz = molecule.GetConformer().GetPositions()

@@ -39,9 +39,11 @@ EQUIVARIANCE_TOLERANCE = {torch.float64: 1e-9, torch.float32: 1e-5}
 
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["float64", "float32"])
-@pytest.mark.parametrize(("sigma_conditioned", "conservative"), [(True, False), (False, False), (True, True)])
-def test_rotation_and_translation_equivariance(sigma_conditioned, conservative, dtype, device):
-    net = make_net(sigma_conditioned, dtype, device, conservative=conservative)
+@pytest.mark.parametrize(("sigma_conditioned", "conservative", "shrink_graph"),
+                         [(True, False, True), (False, False, True), (True, True, True), (True, False, False),
+                          (True, True, False)])
+def test_rotation_and_translation_equivariance(sigma_conditioned, conservative, shrink_graph, dtype, device):
+    net = make_net(sigma_conditioned, dtype, device, conservative=conservative, shrink_graph=shrink_graph)
     numbers, x = CHIRAL_NUMBERS.to(device), structures().to(device, dtype)
     sigma = SIGMA.to(device, dtype) if sigma_conditioned else None
     rotation = o3.rand_matrix(dtype=torch.float64).to(device, dtype)
@@ -50,6 +52,23 @@ def test_rotation_and_translation_equivariance(sigma_conditioned, conservative, 
     assert out.abs().max() > 1e-3
     tolerance = EQUIVARIANCE_TOLERANCE[dtype]
     torch.testing.assert_close(moved, out @ rotation.T, atol=tolerance, rtol=tolerance)
+
+
+def test_an_unshrunk_graph_keeps_the_clean_neighbour_count_at_large_noise():
+    x = 1.5 * torch.arange(40, dtype=torch.float64)[:, None] * torch.tensor([1.0, 0.0, 0.0])  # a chain, 1.5 Å apart
+    numbers, sigma = torch.tensor([6] * 40), torch.tensor([4.0], dtype=torch.float64)
+    edges = {}
+    for shrink_graph in (True, False):
+        net = make_net(cutoff=2.0, shrink_graph=shrink_graph)
+        counted = []
+        handle = torch.nn.modules.module.register_module_forward_hook(
+            lambda module, args, output, counted=counted: counted.append(len(args[1]))
+            if type(module).__name__ == "ProductInteraction" else None)
+        net.pseudo_forces(numbers, x[None], sigma)
+        handle.remove()
+        edges[shrink_graph] = counted[0]
+    assert edges[False] == 2 * 39  # nearest neighbours only, as in the clean chain
+    assert edges[True] > 6 * 39  # shrunk 4.1-fold: each atom reaches its 5 nearest on either side
 
 
 @pytest.mark.parametrize("cutoff", [10.0, 2.0])

@@ -61,6 +61,11 @@ class ModelConfig:
     """Thermal length scale (Å) of the data; sets the output scale at small noise."""
     length_scale: float = 1.0
     """Noised inputs are shrunk by sqrt(1 + sigma^2 / length_scale^2) (Å)."""
+    shrink_graph: bool = True
+    """Build the cutoff graph and its radial features on the shrunk noised positions. False: on the noised
+    positions in Å, so that a noised large molecule keeps about its clean neighbour count at every sigma
+    (shrunk, it packs all its atoms inside one cutoff at large sigma: cost quadratic in atoms); the
+    centroid channel still sees the shrunk structure."""
 
     def __post_init__(self) -> None:
         if not isinstance(self.cutoff, (int, float)) or not 0 < self.cutoff < float("inf"):

@@ -206,12 +206,14 @@ class PseudoForceNet(nn.Module):
         node_scalars = self.species_embedding(self.species_index(numbers))
         if config.site_types is not None:
             node_scalars = node_scalars + self.site_embedding(self._site_index(numbers, batch, num_structures))
-        noise_features = None
+        noise_features, stretch = None, None
         if config.sigma_conditioned:
             if sigma is None:
                 raise ValueError("this model is sigma-conditioned: pass the noise level sigma")
             sigma = sigma.to(positions.dtype).expand(num_structures)
-            positions = positions / torch.sqrt(1.0 + (sigma / config.length_scale) ** 2)[batch, None]
+            shrink = torch.sqrt(1.0 + (sigma / config.length_scale) ** 2)[batch, None]
+            positions = positions / shrink
+            stretch = None if config.shrink_graph else shrink
             noise_features = self.noise_embedding(sigma)
             node_scalars = node_scalars + self.noise_to_nodes(noise_features)[batch]
         if config.graph_conditioned:
@@ -226,11 +228,11 @@ class PseudoForceNet(nn.Module):
             with torch.enable_grad():
                 if not positions.requires_grad:
                     positions = positions.detach().requires_grad_(True)
-                energy = self._energy(node_scalars, positions, batch, noise_features, topology)
+                energy = self._energy(node_scalars, positions, batch, noise_features, topology, stretch)
                 (gradient,) = torch.autograd.grad(energy, positions, create_graph=differentiable)
             output = -gradient
         else:
-            output = self._vectors(node_scalars, positions, batch, noise_features, topology)
+            output = self._vectors(node_scalars, positions, batch, noise_features, topology, stretch)
         output = output - structure_mean(output, batch, num_structures)[batch]  # no net translation
         if config.sigma_conditioned:
             assert sigma is not None
@@ -244,10 +246,15 @@ class PseudoForceNet(nn.Module):
         batch: torch.Tensor,
         noise_features: torch.Tensor | None,
         topology: torch.Tensor | None,
+        stretch: torch.Tensor | None = None,
     ) -> tuple[list[torch.Tensor], torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Node features after each interaction, and the edges (source, destination, vectors, scalars)."""
-        source, destination = build_edges(batch, positions.detach(), self.config.cutoff)
-        edge_vectors = positions[source] - positions[destination]
+        """Node features after each interaction, and the edges (source, destination, vectors, scalars).
+
+        ``stretch`` (n_atoms, 1): the graph is built on ``positions * stretch`` (unshrunk, ``shrink_graph``
+        False); the centroid channel always sees ``positions``."""
+        graph_positions = positions if stretch is None else positions * stretch
+        source, destination = build_edges(batch, graph_positions.detach(), self.config.cutoff)
+        edge_vectors = graph_positions[source] - graph_positions[destination]
         edge_scalars = self.radial_basis(edge_vectors.norm(dim=-1))
         if noise_features is not None:
             edge_scalars = torch.cat([edge_scalars, noise_features[batch[destination]]], dim=-1)
@@ -272,10 +279,11 @@ class PseudoForceNet(nn.Module):
         batch: torch.Tensor,
         noise_features: torch.Tensor | None,
         topology: torch.Tensor | None,
+        stretch: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Direct output: a vector per atom from each interaction plus a learned pair term."""
         per_layer, source, destination, edge_vectors, edge_scalars = self._interactions(
-            node_scalars, positions, batch, noise_features, topology
+            node_scalars, positions, batch, noise_features, topology, stretch
         )
         output = sum(head(features) for head, features in zip(self.vector_heads, per_layer))
         scalars = per_layer[-1][:, : self.num_scalars]
@@ -290,9 +298,10 @@ class PseudoForceNet(nn.Module):
         batch: torch.Tensor,
         noise_features: torch.Tensor | None,
         topology: torch.Tensor | None,
+        stretch: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Total predicted energy of the batch (dimensionless; its gradient is the output)."""
-        per_layer, *_ = self._interactions(node_scalars, positions, batch, noise_features, topology)
+        per_layer, *_ = self._interactions(node_scalars, positions, batch, noise_features, topology, stretch)
         energy = sum(head(features).sum() for head, features in zip(self.energy_heads, per_layer[:-1]))
         return energy + self.final_energy_head(per_layer[-1][:, : self.num_scalars]).sum()
 

@@ -23,6 +23,7 @@ from ..data.dataset import (
 from ..diffusion.noise import NoiseSchedule
 from ..diffusion.targets import FORCE_LOSSES, PIECEWISE_T
 from ..model import ModelConfig
+from ..model.graph import DENSE_MAX_ATOMS
 from .config import TrainConfig
 from .loop import fit
 
@@ -63,6 +64,8 @@ def default_model_config(frames: Frames, config: TrainConfig) -> ModelConfig:
         cutoff=cutoff,
         num_radial=radial_basis_size(cutoff, length_scale),
         avg_neighbours=mean_neighbour_count(frames.positions, cutoff),
+        # beyond this size a shrunk noised structure packs every atom inside one cutoff at large sigma
+        shrink_graph=frames.positions.shape[1] <= DENSE_MAX_ATOMS,
     )
     graph_types = resolved_atom_types(frames, config) == "graph"
     graph_conditioned = config.model.get("graph_conditioned", graph_types)

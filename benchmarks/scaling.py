@@ -72,9 +72,12 @@ def build(series: str, size: int) -> dict:
     return {"numbers": atomic_numbers(topology), "positions": np.asarray(positions), "bonds": np.array(bonds)}
 
 
-def network(structure: dict) -> PseudoForceNet:
-    """The network ``ase_psm.train`` builds for frames of ``structure``, random weights, its topology's bonds."""
-    config = default_model_config(Frames(structure["numbers"], structure["positions"][None]), TRAIN_CONFIG)
+def network(structure: dict, shrink_graph: str = "auto") -> PseudoForceNet:
+    """The network ``ase_psm.train`` builds for frames of ``structure``, random weights, its topology's bonds;
+    ``shrink_graph`` "on"/"off" overrides the ModelConfig field of that name ("auto": train()'s choice)."""
+    model = {} if shrink_graph == "auto" else {"shrink_graph": shrink_graph == "on"}
+    config = default_model_config(Frames(structure["numbers"], structure["positions"][None]),
+                                  TrainConfig(temperature=TRAIN_CONFIG.temperature, model=model))
     if config.site_bonds is not None:
         config.site_bonds = structure["bonds"].tolist()
     torch.manual_seed(0)
@@ -92,8 +95,8 @@ def edges_per_atom(net: PseudoForceNet, x: torch.Tensor, sigma: float) -> float:
     """Mean directed edges per atom of the network's cutoff graph for noised positions x (B, n, 3) Å."""
     config = net.config
     batch = torch.arange(x.shape[0]).repeat_interleave(x.shape[1])
-    shrunk = x.reshape(-1, 3) / math.sqrt(1.0 + (sigma / config.length_scale) ** 2)
-    return len(build_edges(batch, shrunk, config.cutoff)[0]) / len(batch)
+    shrink = math.sqrt(1.0 + (sigma / config.length_scale) ** 2) if config.shrink_graph else 1.0
+    return len(build_edges(batch, x.reshape(-1, 3) / shrink, config.cutoff)[0]) / len(batch)
 
 
 def sampling_call(net: PseudoForceNet, numbers: torch.Tensor, x: torch.Tensor, sigma: float) -> Callable[[], None]:
@@ -123,9 +126,10 @@ def training_step(net: PseudoForceNet, numbers: torch.Tensor, clean: torch.Tenso
     return step
 
 
-def task(structure: dict, name: str, sigma: float, batch: int) -> tuple[PseudoForceNet, torch.Tensor, Callable]:
+def task(structure: dict, name: str, sigma: float, batch: int,
+         shrink_graph: str) -> tuple[PseudoForceNet, torch.Tensor, Callable]:
     """The network, the noised batch (B, n, 3) Å and the call of one task ("sample" or "train")."""
-    net = network(structure)
+    net = network(structure, shrink_graph)
     numbers = torch.as_tensor(structure["numbers"], dtype=torch.long)
     clean, x = noised(structure, batch, sigma)
     if name == "sample":
@@ -156,15 +160,17 @@ def timings(structure: dict, path: Path, label: str, args: argparse.Namespace) -
     rows, calls = [], []
     for name, batch in (("sample", max(1, args.sample_atoms // n_atoms)), ("train", args.train_batch)):
         for sigma in (SIGMA_CLEAN, sigma_max):
-            net, x, call = task(structure, name, sigma, batch)
+            net, x, call = task(structure, name, sigma, batch, args.shrink_graph)
             edges = edges_per_atom(net, x, sigma)
-            rows.append({"structure": label, "atoms": n_atoms, "network": network_kind(net), "task": name,
+            rows.append({"structure": label, "atoms": n_atoms, "network": network_kind(net),
+                         "shrink_graph": net.config.shrink_graph, "task": name,
                          "sigma": sigma, "batch": batch, "edges_per_atom": edges, "ms_per_structure": None})
             calls.append(call if name == "sample" or edges * n_atoms * batch <= args.max_train_edges else None)
     runs = [i for i, call in enumerate(calls) if call is not None]
     if n_atoms >= args.memory_atoms:
         tasks = [[rows[i]["task"], rows[i]["sigma"], rows[i]["batch"]] for i in runs]
-        command = [sys.executable, __file__, "--child", json.dumps({"path": str(path), "tasks": tasks})]
+        command = [sys.executable, __file__, "--child", json.dumps({"path": str(path), "tasks": tasks,
+                                                                      "shrink_graph": args.shrink_graph})]
         output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
         for i, measured in zip(runs, json.loads(output.strip().splitlines()[-1])):
             rows[i].update(measured, ms_per_structure=1e3 * measured["wall_s"] / rows[i]["batch"])
@@ -225,7 +231,7 @@ def memory_child(spec: dict) -> None:
     structure = dict(np.load(spec["path"]))
     results = []
     for name, sigma, batch in spec["tasks"]:
-        _, _, call = task(structure, name, sigma, batch)
+        _, _, call = task(structure, name, sigma, batch, spec["shrink_graph"])
         release_memory()
         Path("/proc/self/clear_refs").write_text("5")
         before = _status_kib("VmRSS")
@@ -313,6 +319,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2, help="timed calls after a warm-up (best kept)")
     parser.add_argument("--fit-from", type=int, default=42, help="atoms: smallest structure of the exponent fits")
     parser.add_argument("--device-label", default=f"{cpu_name()} CPU")
+    parser.add_argument("--shrink-graph", choices=["auto", "on", "off"], default="auto",
+                        help="the cutoff graph on shrunk noised positions (on), unshrunk (off) or as train() picks "
+                             "(auto: off beyond 48 atoms)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -324,7 +333,8 @@ def main() -> None:
     series = QUICK_SERIES if args.quick else {name: SERIES[name] for name in args.series}
     (args.out / "structures").mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    results: dict = {"device": args.device_label, "torch": torch.__version__, "sample_atoms": args.sample_atoms,
+    results: dict = {"device": args.device_label, "torch": torch.__version__, "shrink_graph": args.shrink_graph,
+                     "sample_atoms": args.sample_atoms,
                      "train_batch": args.train_batch, "fit_from": args.fit_from, "timings": []}
     for name, sizes in series.items():
         for size in sizes:

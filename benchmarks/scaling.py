@@ -1,6 +1,7 @@
 """Cost of the default network against molecule size: capped alanine peptides and carbon nanotubes.
 
-    python benchmarks/scaling.py --out /tmp/scaling --plot docs/performance_molecule_scaling.png
+    python benchmarks/scaling.py --shrink-graph on --out /tmp/scaling --plot docs/performance_molecule_scaling.png
+    python benchmarks/scaling.py --shrink-graph off --out /tmp/scaling_off --plot docs/performance_molecule_scaling_unshrunk.png
     python benchmarks/scaling.py --quick --out /tmp/scaling-quick   # seconds: the two smallest peptides
 
 Structures come from ``ase_psm.systems``: Ac-(Ala)n-NHMe (10n + 12 atoms, RDKit + MMFF) and the
@@ -13,7 +14,8 @@ random (timing does not depend on them).
 1. Sampling: time per structure of one network call (forward under ``torch.no_grad``) on a flat batch
    of about ``--sample-atoms`` atoms, at sigma = 0.05 Å (clean geometry) and at the training
    schedule's sigma_max (positions x + sigma_max * eps, zero centre of mass), with the cutoff graph's
-   edges per atom (the network cuts on positions shrunk by sqrt(1 + sigma^2 / length_scale^2)).
+   edges per atom (with ``shrink_graph`` the network cuts on positions shrunk by
+   sqrt(1 + sigma^2 / length_scale^2); ``--shrink-graph`` sets it for every structure).
 2. Training: time per structure of one step (loss, backward, gradient clipping, AdamW) on a batch of
    ``--train-batch`` structures at the same two noise levels; a batch of more than ``--max-train-edges``
    edges (about 15 KiB of memory each) is not run.

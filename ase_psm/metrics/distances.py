@@ -78,8 +78,8 @@ def distance_tvd(samples: np.ndarray, reference: np.ndarray, n_bins: int = 200) 
     that range are dropped. Each histogram is normalised to sum 1; TVD = 1/2 sum |p - q|.
     Samples with no distance inside the range share no support with the reference: TVD 1.
     """
-    low = min(float(d.min()) for d in _distance_chunks(reference))
-    high = max(float(d.max()) for d in _distance_chunks(reference))
+    ranges = np.array([(d.min(), d.max()) for d in _distance_chunks(reference)])
+    low, high = float(ranges[:, 0].min()), float(ranges[:, 1].max())
     if not np.isfinite(low) or not np.isfinite(high):
         raise ValueError(f"reference distances span [{low}, {high}], which is not finite")
     edges = np.linspace(low, high, n_bins + 1)

@@ -46,6 +46,21 @@ def test_short_training_lowers_validation_loss(lj7_frames, tmp_path):
     assert checkpoint["step"] in (120, 240) and checkpoint["loss"] == "piecewise-weighted"
 
 
+def test_validation_of_large_sets_is_scored_in_bounded_batches(lj7_frames, monkeypatch):
+    from ase_psm.train import loop
+
+    val = PseudoPESDataset(lj7_frames.subset(range(250, 300)), "dsm", NoiseSchedule(0.01, 3.0), 1.0)
+    model = PseudoForceNet(ModelConfig(species=[18], **TINY_MODEL))
+    whole = validation_loss(model, val, seed=0, device="cpu", weighting="score")
+    sizes: list[int] = []
+    batch = val.batch
+    monkeypatch.setattr(val, "batch", lambda indices, generator: sizes.append(len(indices)) or batch(indices, generator))
+    monkeypatch.setattr(loop, "VALIDATION_BATCH_ATOMS", 7 * 8)  # 8 structures of 7 atoms per batch
+    chunked = validation_loss(model, val, seed=0, device="cpu", weighting="score")
+    assert max(sizes) == 8 and sum(sizes) == 4 * 50  # every structure, four noise draws
+    assert chunked == pytest.approx(whole, rel=0.5)  # other noise draws, the same loss scale
+
+
 def test_training_is_deterministic_and_resumes_exactly(lj7_frames, tmp_path):
     full = train(lj7_frames, tmp_path / "full.pt", loss="piecewise", steps=20, val_every=10, **SETTINGS)
     train(lj7_frames, tmp_path / "part.pt", loss="piecewise", steps=10, val_every=10, **SETTINGS)

@@ -82,6 +82,10 @@ class PseudoPESDataset:
     def __len__(self) -> int:
         return len(self.positions)
 
+    def atom_count(self, indices: torch.Tensor) -> int:
+        """Atoms in the frames at ``indices``."""
+        return len(indices) * self.positions.shape[1]
+
     def batch(self, indices: torch.Tensor, generator: torch.Generator) -> TrainingBatch:
         """The frames at ``indices``, noised, with their noise levels and target pseudo-forces."""
         clean = self.positions[indices]
@@ -130,6 +134,10 @@ class MoleculeDataset:
 
     def __len__(self) -> int:
         return len(self.sizes)
+
+    def atom_count(self, indices: torch.Tensor) -> int:
+        """Atoms in the molecules at ``indices``."""
+        return int(self.sizes[indices].sum())
 
     def batch(self, indices: torch.Tensor, generator: torch.Generator) -> TrainingBatch:
         """The molecules at ``indices``, noised, with their noise levels and targets x0 - x."""

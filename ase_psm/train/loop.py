@@ -22,6 +22,8 @@ from .config import TrainConfig
 
 VALIDATION_REPEATS = 4
 MAX_VALIDATION_FRAMES = 256
+VALIDATION_BATCH_ATOMS = 8192
+"""Atoms per validation batch: larger validation sets (large molecules) are scored in chunks, which bounds memory."""
 RESUME_MUST_MATCH = ("loss", "kT", "temperature", "batch_size", "seed", "first", "stride", "fraction",
                      "loss_weighting", "force_crossover_t", "small_sigma_fraction", "pair_noise")
 """Training settings a resumed run must share with the run it continues."""
@@ -33,6 +35,8 @@ class Dataset(Protocol):
     def __len__(self) -> int: ...
 
     def batch(self, indices: torch.Tensor, generator: torch.Generator) -> TrainingBatch: ...
+
+    def atom_count(self, indices: torch.Tensor) -> int: ...
 
 
 def batch_loss(model: torch.nn.Module, batch: TrainingBatch, weighting: str, config: ModelConfig) -> torch.Tensor:
@@ -50,11 +54,14 @@ def validation_loss(model: PseudoForceNet, dataset: Dataset, seed: int, device, 
     """Weighted loss on (up to 256 of) the validation structures, with the same noise draws every time."""
     generator = torch.Generator().manual_seed(seed + 1)
     indices = torch.arange(min(len(dataset), MAX_VALIDATION_FRAMES))
-    losses = [
-        float(batch_loss(model, dataset.batch(indices, generator).to(device), weighting, model.config))
+    per_chunk = max(1, len(indices) * VALIDATION_BATCH_ATOMS // max(1, dataset.atom_count(indices)))
+    chunks = indices.split(per_chunk)
+    total = sum(
+        float(batch_loss(model, dataset.batch(chunk, generator).to(device), weighting, model.config)) * len(chunk)
         for _ in range(VALIDATION_REPEATS)
-    ]
-    return sum(losses) / len(losses)
+        for chunk in chunks
+    )
+    return total / (VALIDATION_REPEATS * len(indices))
 
 
 def learning_rate_factor(step: int, config: TrainConfig) -> float:

@@ -179,7 +179,7 @@ def test_bad_settings_give_clear_errors(tmp_path, capsys):
         BenchConfig("md17", protocols=("table2",))
     assert main(["bench", "lj13", "--models", "nope", "--out", str(tmp_path)]) == 2
     assert "unknown model" in capsys.readouterr().err
-    with pytest.raises(ValueError, match="md17 molecules; lj13 has none"):
+    with pytest.raises(ValueError, match="md17 or md22 molecules; lj13 has none"):
         BenchConfig("lj13", molecules=("ethanol",))
     with pytest.raises(ValueError, match=r"unknown md17 molecule\(s\) \['benzene'\]"):
         BenchConfig("md17", molecules=("benzene",))

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import contextlib
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from tqdm.auto import tqdm
 
+from ..data import Frames
 from .cache import CachedArrays, load_or_generate
 from .config import DATA, MD17_MOLECULES, MD22_MOLECULES
 
@@ -257,17 +259,24 @@ def openmm_langevin(topology, positions: np.ndarray, system, temperature: float,
     return recorder.frames()
 
 
+def _biased_and_reference(run: Callable[..., Frames], settings: dict, seed: int, label: str) -> dict[str, np.ndarray]:
+    """The arrays of an MD data set from ``run(n_frames, interval, burn_in, seed, label=...)``: "biased" = the
+    first n_biased frames of one run, reference = a second run (seed + 1) after 10 reference intervals."""
+    biased = run(settings["n_biased"], settings["biased_interval"], 0, seed, label=f"{label}biased")
+    reference = run(settings["n_reference"], settings["reference_interval"], 10 * settings["reference_interval"],
+                    seed + 1, label=f"{label}reference")
+    assert biased.forces is not None  # FrameRecorder keeps every frame's forces
+    return dict(numbers=biased.numbers, biased=biased.positions, biased_forces=biased.forces,
+                reference=reference.positions)
+
+
 def ala2_data(size: str, cache_dir: str | Path, seed: int = 0, progress: bool = False) -> BenchData:
     """Alanine dipeptide (amber14, vacuum, 300 K): "biased" = the first frames of one run from the
     minimized PDB; reference = a second run after a burn-in of 10 reference intervals."""
     settings = DATA["ala2"][size]
 
     def generate() -> dict[str, np.ndarray]:
-        biased = _ala2_run(settings["n_biased"], settings["biased_interval"], 0, seed, progress, "biased")
-        reference = _ala2_run(settings["n_reference"], settings["reference_interval"],
-                              10 * settings["reference_interval"], seed + 1, progress, "reference")
-        return dict(numbers=biased.numbers, biased=biased.positions, biased_forces=biased.forces,
-                    reference=reference.positions)
+        return _biased_and_reference(functools.partial(_ala2_run, progress=progress), settings, seed, "")
 
     generation = dict(settings, seed=seed, temperature_K=ALA2_TEMPERATURE, timestep_ps=ALA2_TIMESTEP,
                       forcefield="amber14-all", constraints=str(ALA2_CONSTRAINTS), pdb=ALA2_PDB.name,
@@ -305,15 +314,8 @@ def md22_data(size: str, cache_dir: str | Path, seed: int = 0, progress: bool = 
     for molecule in molecules or settings["molecules"]:
         topology, positions, system = md22_structure(molecule, size)
 
-        def generate(topology=topology, positions=positions, system=system, molecule=molecule) -> dict[str, np.ndarray]:
-            biased = openmm_langevin(topology, positions, system, MD22_TEMPERATURE, settings["n_biased"],
-                                     settings["biased_interval"], 0, seed, progress, f"{molecule} biased")
-            reference = openmm_langevin(topology, positions, system, MD22_TEMPERATURE, settings["n_reference"],
-                                        settings["reference_interval"], 10 * settings["reference_interval"], seed + 1,
-                                        progress, f"{molecule} reference")
-            return dict(numbers=biased.numbers, biased=biased.positions, biased_forces=biased.forces,
-                        reference=reference.positions)
-
+        run = functools.partial(openmm_langevin, topology, positions, system, MD22_TEMPERATURE, progress=progress)
+        generate = functools.partial(_biased_and_reference, run, settings, seed, f"{molecule} ")
         generation = dict({k: v for k, v in settings.items() if k != "molecules"}, molecule=molecule,
                           description=MD22_MOLECULES[molecule], seed=seed, temperature_K=MD22_TEMPERATURE,
                           timestep_ps=ALA2_TIMESTEP, platform_properties=ALA2_PLATFORM_PROPERTIES)

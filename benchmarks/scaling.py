@@ -44,6 +44,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ase_psm.benchmarks.memory import reset_peak_rss, status_kib
 from ase_psm.data import Frames
 from ase_psm.data.dataset import TrainingBatch
 from ase_psm.diffusion.noise import zero_com_noise
@@ -208,14 +209,6 @@ def fit_exponents(rows: list[dict], lower: int) -> list[dict]:
     return fits
 
 
-def _status_kib(field: str) -> int:
-    """A memory field of /proc/self/status (VmRSS, VmHWM) in KiB."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1])
-    raise KeyError(field)
-
-
 def release_memory() -> None:
     """Hand freed heap memory back to the OS (glibc's malloc_trim), so that RSS is near its baseline."""
     gc.collect()
@@ -235,10 +228,10 @@ def memory_child(spec: dict) -> None:
     for name, sigma, batch in spec["tasks"]:
         _, _, call = task(structure, name, sigma, batch, spec["shrink_graph"])
         release_memory()
-        Path("/proc/self/clear_refs").write_text("5")
-        before = _status_kib("VmRSS")
+        reset_peak_rss()
+        before = status_kib("VmRSS")
         call()
-        peak = _status_kib("VmHWM")
+        peak = status_kib("VmHWM")
         results.append({"wall_s": wall_time(call), "max_rss_MiB": peak / 1024, "rss_before_MiB": before / 1024})
     print(json.dumps(results))
 

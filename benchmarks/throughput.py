@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from ase_psm import PSMCalculator, sample
+from ase_psm.benchmarks.memory import reset_peak_rss, status_kib
 from ase_psm.benchmarks.nfe import NFECounter
 from ase_psm.checkpoint import save_checkpoint
 from ase_psm.model import ModelConfig, PseudoForceNet
@@ -148,14 +149,6 @@ def fit_exponents(rows: list[dict]) -> dict:
     return exponents
 
 
-def _status_kib(field: str) -> int:
-    """A memory field of /proc/self/status (VmRSS, VmHWM) in KiB."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1])
-    raise KeyError(field)
-
-
 def memory_child(task: str, folder: Path, edge_chunk: int | None) -> None:
     """Run one task in this fresh process and print its wall time and peak RSS as JSON.
 
@@ -163,8 +156,8 @@ def memory_child(task: str, folder: Path, edge_chunk: int | None) -> None:
     process started by a large parent can otherwise inherit the parent's max RSS.
     """
     torch.set_num_threads(1)
-    Path("/proc/self/clear_refs").write_text("5")
-    before = _status_kib("VmRSS")
+    reset_peak_rss()
+    before = status_kib("VmRSS")
     start = time.perf_counter()
     if task == "train":
         from ase_psm.data import Frames
@@ -183,7 +176,7 @@ def memory_child(task: str, folder: Path, edge_chunk: int | None) -> None:
             sample(make_checkpoint(folder / "default.pt", edge_chunk=edge_chunk), random_molecule(22, rng), n=256, sampler="euler",
                    steps=2, batch_size=256, device="cpu", progress=False, on_invalid="keep", check_bonds=False)
         label = "sample 256 x 22 atoms, default network, euler 2 steps, one batch"
-    peak = _status_kib("VmHWM")
+    peak = status_kib("VmHWM")
     print(json.dumps({"task": label, "wall_s": time.perf_counter() - start,
                       "max_rss_MiB": peak / 1024, "rss_before_MiB": before / 1024}))
 

@@ -69,6 +69,21 @@ def test_sample_config_checks_its_settings():
     assert SampleConfig().sampler_options() == {}
 
 
+def test_sample_batches_are_capped_by_atoms(tiny_checkpoint, lj7_frames, monkeypatch):
+    from ase_psm.diffusion import samplers
+
+    sizes: list[int] = []
+    euler = samplers.SAMPLERS["euler"]
+    monkeypatch.setitem(samplers.SAMPLERS, "euler", lambda d, x, s, **kw: sizes.append(len(x)) or euler(d, x, s, **kw))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        sample(tiny_checkpoint, lj7_frames.to_atoms(0), 5, steps=2, sampler="euler", device="cpu", on_invalid="keep",
+               batch_atoms=15, progress=False)  # 15 // 7 atoms = 2 structures per batch
+        sample(tiny_checkpoint, lj7_frames.to_atoms(0), 3, steps=2, sampler="euler", device="cpu", on_invalid="keep",
+               batch_atoms=3, progress=False)  # fewer atoms than one structure: one at a time
+    assert sizes == [2, 2, 1, 1, 1, 1]
+
+
 def test_sample_returns_a_list_with_its_report(tiny_checkpoint, lj7_frames):
     template = lj7_frames.to_atoms(0)
     options = dict(steps=2, sampler="euler", device="cpu", on_invalid="keep")

@@ -36,7 +36,10 @@ class SampleConfig:
     sigma_min: float | None = None
     """Smallest positive noise level (Å); None: the checkpoint's training schedule."""
     batch_size: int = 256
-    """Structures per network call."""
+    """Most structures per network call."""
+    batch_atoms: int = 8192
+    """Most atoms per network call: larger molecules go in batches of batch_atoms // n_atoms structures
+    (at least one), so that memory stays bounded (the prior packs a large molecule densely at sigma_max)."""
     device: str = "auto"
     """auto (CUDA if available), cpu, cuda, cuda:1, ..."""
     dtype: Literal["float32", "float64"] = "float32"
@@ -81,7 +84,7 @@ class SampleConfig:
         _check_choice("enantiomers", self.enantiomers, ENANTIOMERS)
         if self.check_bonds not in (True, False, "auto"):
             raise ValueError(f"check_bonds must be True, False or 'auto', got {self.check_bonds!r}")
-        for name in ("steps", "batch_size", "max_rounds"):
+        for name in ("steps", "batch_size", "batch_atoms", "max_rounds"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
         options = sampler_options(self.sampler)

@@ -120,11 +120,12 @@ def _screen(
     failures are kept or left out as ``config.on_invalid`` says."""
     structures = Structures([], SampleReport(requested=n, on_invalid=config.on_invalid))
     report = structures.report
+    batch_size = max(1, min(config.batch_size, config.batch_atoms // len(template)))
     while len(structures) < n and report.rounds < (config.max_rounds if config.on_invalid == "regenerate" else 1):
         report.rounds += 1
         missing = n - len(structures)
-        for start in range(0, missing, config.batch_size):
-            positions = draw(min(config.batch_size, missing - start))
+        for start in range(0, missing, batch_size):
+            positions = draw(min(batch_size, missing - start))
             checks.repair(positions, report)
             for coordinates, problems in zip(positions, checks.problems(positions)):
                 report.generated += 1

@@ -55,8 +55,7 @@ class PseudoPESDataset:
     Nothing is precomputed: each call to :meth:`batch` draws noise levels sigma
     (Å) from the schedule (a ``small_sigma_fraction`` of them below the force crossover
     ``crossover_t``), zero-centre-of-mass noise, and builds the target
-    pseudo-forces f* (Å, equal to eV/Å on the k = 1 eV/Å^2 pseudo-PES). With ``mirror``, each
-    structure is inverted through its centre (x -> -x, F -> -F) with probability 1/2 before noising.
+    pseudo-forces f* (Å, equal to eV/Å on the k = 1 eV/Å^2 pseudo-PES).
     """
 
     def __init__(
@@ -68,14 +67,12 @@ class PseudoPESDataset:
         dtype: torch.dtype = torch.float32,
         crossover_t: float = PIECEWISE_T,
         small_sigma_fraction: float = 0.0,
-        mirror: bool = False,
     ) -> None:
         check_labels(frames, loss, kT)
         self.loss = loss
         self.schedule = schedule
         self.crossover_t = crossover_t
         self.small_sigma_fraction = small_sigma_fraction
-        self.mirror = mirror
         self.numbers = torch.as_tensor(frames.numbers, dtype=torch.long)
         self.positions = zero_com(torch.as_tensor(frames.positions, dtype=dtype))
         self.scaled_forces = None
@@ -92,16 +89,12 @@ class PseudoPESDataset:
     def batch(self, indices: torch.Tensor, generator: torch.Generator) -> TrainingBatch:
         """The frames at ``indices``, noised, with their noise levels and target pseudo-forces."""
         clean = self.positions[indices]
-        forces = None if self.scaled_forces is None else self.scaled_forces[indices]
-        if self.mirror:
-            signs = 1.0 - 2.0 * torch.randint(2, (len(indices), 1, 1), generator=generator).to(clean.dtype)
-            clean = signs * clean
-            forces = None if forces is None else signs * forces
         sigma = draw_with_small_fraction(
             self.schedule, len(indices), self.small_sigma_fraction, self.crossover_t, generator, clean.dtype
         )
         noised = clean + sigma[:, None, None] * zero_com_noise(clean.shape, generator, clean.dtype)
         weight = force_weight(self.loss, sigma, self.schedule, self.crossover_t)
+        forces = None if self.scaled_forces is None else self.scaled_forces[indices]
         target = pseudo_force_target(clean, noised, sigma, weight, forces)
         n_structures, n_atoms, _ = clean.shape
         return TrainingBatch(

@@ -74,12 +74,6 @@ class TrainConfig:
     crossover PSM's target is the force label: this spends more of the training on the small-sigma
     score, a force field. (Frames of one system; :func:`~ase_psm.train.train_molecules` draws every
     sigma from its schedule.)"""
-    mirror: bool = False
-    """Train on each frame or its mirror image (inverted through its centre: x -> -x, F -> -F) at
-    random. The Boltzmann distribution is invariant under reflection, so the model learns both
-    enantiomers of a chiral molecule, and :func:`ase_psm.sample` (``enantiomers="mirror"``) reflects
-    the mirror images back to the template's. Without it the network must learn handedness from one
-    enantiomer's frames."""
     loss_weighting: str | None = field(default=None, metadata={"choices": LOSS_WEIGHTINGS})
     """``epsilon`` (paper), ``gpff`` or ``score``; None: ``gpff`` min(1, 1/sigma^2) for the ``gpff``
     loss and for any time-step-free model, else ``score`` (every noise level's preconditioned output

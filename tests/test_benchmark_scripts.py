@@ -45,6 +45,17 @@ def test_force_field_fit_trains_our_network_and_plots(tmp_path):
     assert (tmp_path / "fit.png").stat().st_size > 0
 
 
+def test_ala2_reconstruction_scores_denoised_reference_frames(tmp_path):
+    checkpoint = Path(__file__).resolve().parents[1] / "ase_psm" / "examples_data" / "ala2_psm.pt"
+    out = tmp_path / "rows.json"
+    run_script(PROBES / "ala2_reconstruction.py", str(checkpoint), "--size", "tiny", "--cache", str(tmp_path / "cache"),
+               "--n", "6", "--sigmas", "0.02", "0.05", "--out", str(out), "--plot", str(tmp_path / "rows.png"))
+    rows = json.loads(out.read_text())
+    assert [row["sigma_s"] for row in rows] == [0.02, 0.05]
+    assert all(0.0 <= row["ramachandran_tvd"] <= 1.0 and 0.0 <= row["mirrored"] <= 1.0 for row in rows)
+    assert (tmp_path / "rows.png").stat().st_size > 0
+
+
 def test_integrated_autocorrelation_time_of_an_ar1_process():
     sys.path.insert(0, str(BENCHMARKS))
     try:

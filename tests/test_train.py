@@ -16,7 +16,6 @@ from conftest import TINY_MODEL
 from ase_psm.checkpoint import load_checkpoint, load_model
 from ase_psm.data import Frames, PseudoPESDataset
 from ase_psm.diffusion import NoiseSchedule
-from ase_psm.diffusion.targets import force_weight, pseudo_force_target
 from ase_psm.model import ModelConfig, PseudoForceNet
 from ase_psm.train import TrainConfig, train
 from ase_psm.train.loop import last_checkpoint_path, validation_loss
@@ -60,23 +59,6 @@ def test_validation_of_large_sets_is_scored_in_bounded_batches(lj7_frames, monke
     chunked = validation_loss(model, val, seed=0, device="cpu", weighting="score")
     assert max(sizes) == 8 and sum(sizes) == 4 * 50  # every structure, four noise draws
     assert chunked == pytest.approx(whole, rel=0.5)  # other noise draws, the same loss scale
-
-
-def test_mirror_inverts_frames_and_their_force_labels_together(lj7_frames):
-    frames = lj7_frames.subset(range(40))
-    tiny = NoiseSchedule(1e-6, 2e-6)  # noised = clean to 1e-5 Å, so the sign of each frame can be read off
-    dataset = PseudoPESDataset(frames, "piecewise-weighted", tiny, 1.0, crossover_t=1.0, small_sigma_fraction=1.0,
-                               mirror=True)
-    indices = torch.arange(40)
-    batch = dataset.batch(indices, torch.Generator().manual_seed(0))
-    noised, target = batch.noised.reshape(40, 7, 3), batch.target.reshape(40, 7, 3)
-    clean = dataset.positions[indices]
-    signs = torch.where((noised - clean).abs().amax(dim=(1, 2)) < 1e-4, 1.0, -1.0)[:, None, None]
-    torch.testing.assert_close(noised, signs * clean, atol=1e-4, rtol=0)
-    expected = pseudo_force_target(signs * clean, noised, batch.sigma, force_weight(
-        "piecewise-weighted", batch.sigma, tiny, 1.0), signs * dataset.scaled_forces[indices])
-    torch.testing.assert_close(target, expected, rtol=1e-3, atol=0)  # targets are ~1e-12 Å here
-    assert 10 < (signs < 0).sum() < 30  # about half of the frames inverted
 
 
 def test_training_is_deterministic_and_resumes_exactly(lj7_frames, tmp_path):

@@ -108,8 +108,11 @@ def plot(rows: list[dict], path: Path) -> None:
         axes.plot([r["sigma_s"] for r in mine], [r["ramachandran_tvd"] for r in mine], "o-",
                   label=Path(checkpoint).parent.name or checkpoint)
     axes.axhline(rows[0]["floor"], color="grey", linestyle="--", label="reference frames (floor)")
-    axes.set(xscale="log", xlabel="starting noise level σ_s (Å)", ylabel="Ramachandran TVD to the reference",
-             title="alanine dipeptide: reference frames noised and denoised")
+    sigmas = sorted({row["sigma_s"] for row in rows})
+    axes.set(xscale="log", xlabel="starting noise level σ_s (Å)", ylabel="Ramachandran TVD to the reference")
+    axes.set_title("alanine dipeptide: reference frames noised and denoised", fontsize=9)
+    axes.set_xticks(sigmas, [f"{sigma:g}" for sigma in sigmas])
+    axes.minorticks_off()
     axes.legend(fontsize=7)
     figure.tight_layout()
     figure.savefig(path, dpi=120)

@@ -29,20 +29,13 @@ from ase_psm.chemistry.bonds import molecule_bonds
 from ase_psm.chemistry.stereo import signed_volumes, stereocentres
 from ase_psm.diffusion.noise import geometric_sigmas, zero_com_noise
 from ase_psm.diffusion.samplers import SAMPLERS
+from ase_psm.generate.checks import mirror_enantiomers
 from ase_psm.generate.sampling import make_denoiser
 from ase_psm.metrics.structure import phi_psi, ramachandran_tvd
 from ase_psm.model import topology_classes
 
 LEVELS_PER_DECADE = 100 / math.log10(5.0 / 0.002)
 """Levels per decade of sigma of the benchmark's `pc` run (100 levels from 5 to 0.002 Å)."""
-
-
-def reflected_to_template(positions: np.ndarray, template: ase.Atoms) -> tuple[np.ndarray, float]:
-    """Positions (n, N, 3) Å with the template's mirror images inverted, and the fraction that were."""
-    centres = stereocentres(template.numbers, molecule_bonds(template))
-    handedness = np.sign(signed_volumes(template.positions[None], centres))[0]
-    mirrored = (np.sign(signed_volumes(positions, centres)) != handedness).all(axis=1)
-    return np.where(mirrored[:, None, None], -positions, positions), float(mirrored.mean())
 
 
 def reconstruct(checkpoint: Path, clean: np.ndarray, template: ase.Atoms, sigma_s: float, seed: int) -> np.ndarray:
@@ -78,12 +71,14 @@ def main() -> None:
     reference = phi_psi(data.reference, str(ALA2_PDB))
     frames = np.random.default_rng(args.seed).choice(len(data.reference), args.n, replace=False)
     floor = ramachandran_tvd(reference[frames], reference)
+    centres = stereocentres(template.numbers, molecule_bonds(template))
+    handedness = np.sign(signed_volumes(template.positions[None], centres))[0]
     rows = []
     for checkpoint in args.checkpoints:
         for sigma_s in args.sigmas:
             started = time.perf_counter()
             positions = reconstruct(checkpoint, data.reference[frames], template, sigma_s, args.seed)
-            positions, mirrored = reflected_to_template(positions, template)
+            mirrored = mirror_enantiomers(positions, centres, handedness) / len(positions)  # as sample() does
             tvd = ramachandran_tvd(phi_psi(positions, str(ALA2_PDB)), reference)
             rows.append(dict(checkpoint=str(checkpoint), sigma_s=sigma_s, ramachandran_tvd=tvd, mirrored=mirrored,
                              floor=floor, seconds=time.perf_counter() - started))

@@ -27,8 +27,8 @@ from ase_psm.benchmarks.data import ALA2_PDB, ala2_data
 from ase_psm.checkpoint import load_model
 from ase_psm.chemistry.bonds import molecule_bonds
 from ase_psm.chemistry.stereo import signed_volumes, stereocentres
-from ase_psm.diffusion.noise import geometric_sigmas, zero_com_noise
-from ase_psm.diffusion.samplers import SAMPLERS
+from ase_psm.diffusion.noise import zero_com_noise
+from ase_psm.diffusion.samplers import SAMPLERS, Denoiser, noise_levels
 from ase_psm.generate.checks import mirror_enantiomers
 from ase_psm.generate.sampling import make_denoiser
 from ase_psm.metrics.structure import phi_psi, ramachandran_tvd
@@ -38,19 +38,22 @@ LEVELS_PER_DECADE = 100 / math.log10(5.0 / 0.002)
 """Levels per decade of sigma of the benchmark's `pc` run (100 levels from 5 to 0.002 Å)."""
 
 
-def reconstruct(checkpoint: Path, clean: np.ndarray, template: ase.Atoms, sigma_s: float, seed: int) -> np.ndarray:
-    """``clean`` frames (n, N, 3) Å noised to ``sigma_s`` Å and denoised by `pc` to sigma 0."""
+def checkpoint_denoiser(checkpoint: Path, template: ase.Atoms) -> tuple[Denoiser, float]:
+    """The checkpoint's denoiser for ``template``'s molecule on the CPU, and its sigma_min (Å)."""
     model, data = load_model(checkpoint, "cpu")
-    sigma_min = data["schedule"]["sigma_min"]
-    steps = max(2, round(LEVELS_PER_DECADE * math.log10(sigma_s / sigma_min)))
     topology = topology_classes(len(template), molecule_bonds(template)) if model.needs_topology else None
-    denoise = make_denoiser(model, torch.as_tensor(template.numbers), topology)
+    return make_denoiser(model, torch.as_tensor(template.numbers), topology), data["schedule"]["sigma_min"]
+
+
+def reconstruct(denoise: Denoiser, sigma_min: float, clean: np.ndarray, sigma_s: float, seed: int) -> np.ndarray:
+    """``clean`` frames (n, N, 3) Å noised to ``sigma_s`` Å and denoised by `pc` from there to sigma 0."""
+    steps = max(2, round(LEVELS_PER_DECADE * math.log10(sigma_s / sigma_min)))
     generator = torch.Generator().manual_seed(seed)
     x0 = torch.as_tensor(clean, dtype=torch.float32)
     x0 = x0 - x0.mean(dim=1, keepdim=True)
     x = x0 + sigma_s * zero_com_noise(x0.shape, generator, x0.dtype)
     with torch.no_grad():
-        x = SAMPLERS["pc"](denoise, x, geometric_sigmas(steps, sigma_min, sigma_s).float(), generator=generator)
+        x = SAMPLERS["pc"](denoise, x, noise_levels("pc", steps, sigma_min, sigma_s).float(), generator=generator)
     return x.double().numpy()
 
 
@@ -75,9 +78,10 @@ def main() -> None:
     handedness = np.sign(signed_volumes(template.positions[None], centres))[0]
     rows = []
     for checkpoint in args.checkpoints:
+        denoise, sigma_min = checkpoint_denoiser(checkpoint, template)
         for sigma_s in args.sigmas:
             started = time.perf_counter()
-            positions = reconstruct(checkpoint, data.reference[frames], template, sigma_s, args.seed)
+            positions = reconstruct(denoise, sigma_min, data.reference[frames], sigma_s, args.seed)
             mirrored = mirror_enantiomers(positions, centres, handedness) / len(positions)  # as sample() does
             tvd = ramachandran_tvd(phi_psi(positions, str(ALA2_PDB)), reference)
             rows.append(dict(checkpoint=str(checkpoint), sigma_s=sigma_s, ramachandran_tvd=tvd, mirrored=mirrored,

@@ -283,7 +283,8 @@ def sample_rate(device: torch.device, checkpoint: Path, plan: Plan) -> dict:
             warnings.simplefilter("ignore", RuntimeWarning)
             seconds = best_of(lambda: sample(
                 checkpoint, template, n=plan.batch, sampler="euler", steps=plan.sample_steps,
-                batch_size=plan.batch, device=str(device), progress=False, on_invalid="keep", check_bonds=False,
+                batch_size=plan.batch, batch_atoms=plan.batch * len(template), device=str(device), progress=False,
+                on_invalid="keep", check_bonds=False,
             ), 1, device)
     finally:
         counter.close()

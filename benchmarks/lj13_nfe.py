@@ -70,7 +70,8 @@ def run(models: list[str], settings: list[Setting], n: int, seed: int, reference
             counter.count = 0
             started = time.perf_counter()
             structures = sample(name, template, n=n, sampler=sampler, steps=steps, seed=seed, device="cpu",
-                                progress=False, batch_size=n, on_invalid="keep", **options)
+                                progress=False, batch_size=n, batch_atoms=n * len(template), on_invalid="keep",
+                                **options)
             seconds = time.perf_counter() - started
             positions = np.stack([atoms.positions for atoms in structures])
             row = {"model": name, "sampler": sampler, "steps": steps, "options": options, "nfe": counter.count,

@@ -102,7 +102,8 @@ def batched_vs_single(folder: Path, network: str, n_atoms: int = 22, batch: int 
     counter = NFECounter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        options = {"n": batch, "sampler": "euler", "steps": steps, "batch_size": batch, "device": "cpu",
+        options = {"n": batch, "sampler": "euler", "steps": steps, "batch_size": batch,
+                   "batch_atoms": batch * n_atoms, "device": "cpu",
                    "progress": False, "on_invalid": "keep", "check_bonds": False}
         start = time.perf_counter()
         sample(checkpoint, images[0], **options)

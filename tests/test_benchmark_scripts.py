@@ -31,6 +31,15 @@ def test_lj13_nfe_quick_run_writes_well_formed_rows(tmp_path):
         assert row["nfe"] >= 1 and 0.0 <= row["distance_tvd"] <= 1.0 and 0.0 <= row["invalid_fraction"] <= 1.0
 
 
+def test_lj13_nfe_counts_calls_per_structure_beyond_the_atom_cap(tmp_path):
+    """640 LJ-13 samples are 8320 atoms, above sample()'s default batch_atoms: still one batch, so
+    pc at 2 levels costs 3 network calls per structure (not 6)."""
+    run_script(BENCHMARKS / "lj13_nfe.py", "--out", str(tmp_path), "--n", "640", "--settings", "pc:2",
+               "--models", "lj13-dsm")
+    rows = json.loads((tmp_path / "lj13_nfe.json").read_text())
+    assert rows[1]["nfe"] == 3
+
+
 def test_force_field_fit_trains_our_network_and_plots(tmp_path):
     pytest.importorskip("tblite")
     pytest.importorskip("rdkit")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import ase
 import ase.io
@@ -20,6 +21,9 @@ from .generate import sample
 from .metrics import distance_tvd, hr_mae, plot_distance_histograms
 from .systems import ARGON, lj_energy
 
+if TYPE_CHECKING:
+    from .train import TrainConfig
+
 TRAINING_HEAD = "cold"
 """The shipped data the demo's models learned from: ``cold``, the first 1000 sweeps of a chain started
 at an energy minimum (``make_lj_cold_head(13, seed=0)``, the ``cold`` protocol of ``ase-psm bench
@@ -28,8 +32,13 @@ shipped ``biased`` head (after a burn-in) is biased in the cluster's overall sha
 force labels cannot reach: there DSM and PSM are level (docs/lj13.md)."""
 MODELS: dict[str, tuple[str, str]] = {"DSM": ("dsm", "dsm"), "PSM (piecewise-weighted)": ("psm", "piecewise-weighted")}
 """Display name -> (file stem, benchmark model). The shipped checkpoints are the ``ase-psm bench lj13
---size cpu --protocols cold`` models of seed 0 (the same data); ``ase-psm demo --train-steps N``
-retrains them with those settings for N steps."""
+--size cpu --protocols cold`` models of seed 0 (the same data) with :data:`TRAINING_RECIPE`; ``ase-psm demo
+--train-steps N`` retrains them with those settings for N steps."""
+TRAINING_RECIPE: dict = dict(schedule=dict(kind="log-uniform", sigma_min=0.01, sigma_max=3.0), small_sigma_fraction=0.5)
+"""Noise levels of the demo's models: log-uniform sigma and half of each batch below the force crossover,
+not ``train()``'s default (log-normal, a quarter). On this cold head the force labels at small sigma are
+what corrects the data, and this recipe sampled closer to Boltzmann (benchmark distance TVD 0.0260
+against 0.0298 with the default; docs/benchmarks.md, "Noise levels")."""
 SAMPLER = "pc"
 """Predictor-corrector: on these models it beats the ODE samplers at every NFE (docs/performance.md)."""
 DEFAULT_SAMPLE_STEPS = 50
@@ -95,16 +104,22 @@ def run_lj13_demo(
 
 def _retrain(data: dict[str, np.ndarray], stem: str, model: str, out: Path, steps: int, seed: int,
              progress: bool) -> Path:
-    """Train ``model`` (a benchmark model name) on the training head with the benchmark's LJ-13 cpu settings."""
-    from .benchmarks.config import MODELS as BENCH_MODELS
-    from .benchmarks.config import SETTINGS
+    """Train ``model`` (a benchmark model name) on the training head with :func:`demo_train_config`."""
     from .data import Frames
     from .train import train
 
-    config = SETTINGS["lj13"]["cpu"].train_config(BENCH_MODELS[model], {}, kT=1.0, steps=steps, seed=seed,
-                                                  device="cpu")
     frames = Frames(np.full(13, ARGON), data[TRAINING_HEAD], forces=data[f"{TRAINING_HEAD}_forces"])
-    return train(frames, out / f"lj13_{stem}.pt", config=config, progress=progress)
+    return train(frames, out / f"lj13_{stem}.pt", config=demo_train_config(model, steps, seed), progress=progress)
+
+
+def demo_train_config(model: str, steps: int, seed: int) -> TrainConfig:
+    """The TrainConfig of a demo model (a benchmark model name): the benchmark's LJ-13 cpu settings and
+    :data:`TRAINING_RECIPE`, ``steps`` steps."""
+    from .benchmarks.config import MODELS as BENCH_MODELS
+    from .benchmarks.config import SETTINGS
+
+    return SETTINGS["lj13"]["cpu"].train_config(BENCH_MODELS[model], TRAINING_RECIPE, kT=1.0, steps=steps, seed=seed,
+                                                device="cpu")
 
 
 def _subsets(positions: np.ndarray, size: int, seed: int) -> list[np.ndarray]:

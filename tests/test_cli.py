@@ -64,6 +64,19 @@ def test_demo_runs_on_shipped_checkpoints(tmp_path):
     assert (tmp_path / "lj13_distances.png").exists()
 
 
+def test_demo_retrains_with_the_shipped_models_settings():
+    """``ase-psm demo --train-steps`` trains with the noise levels and settings its shipped models had."""
+    from ase_psm.checkpoint import load_checkpoint
+    from ase_psm.demo import MODELS, demo_asset, demo_train_config
+
+    for stem, model in MODELS.values():
+        shipped = load_checkpoint(demo_asset(f"lj13_{stem}.pt"))["train_config"]
+        config = demo_train_config(model, steps=shipped["steps"], seed=shipped["seed"]).to_dict()
+        for name in ("loss", "schedule", "small_sigma_fraction", "batch_size", "learning_rate", "loss_weighting",
+                     "force_crossover_t"):
+            assert config[name] == shipped[name], (stem, name)
+
+
 def test_quickstart_example_runs(tmp_path):
     from pathlib import Path
 

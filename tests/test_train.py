@@ -72,6 +72,9 @@ def test_training_is_deterministic_and_resumes_exactly(lj7_frames, tmp_path):
         torch.testing.assert_close(b["model_state"][key], value)
     with pytest.raises(ValueError, match="cannot resume"):
         train(lj7_frames, tmp_path / "part.pt", loss="dsm", steps=30, val_every=10, resume=True, **SETTINGS)
+    with pytest.raises(ValueError, match="cannot resume.*schedule"):  # other noise levels: not the same run
+        train(lj7_frames, tmp_path / "part.pt", loss="piecewise", steps=30, val_every=10, resume=True,
+              **{**SETTINGS, "schedule": {"kind": "log-uniform"}})
 
 
 def test_training_on_the_device_continues_on_the_cpu_and_back(lj7_frames, tmp_path, device):
@@ -148,6 +151,21 @@ def test_default_loss_weighting_follows_the_noise_input():
     assert TrainConfig(sigma_conditioned=False).loss_weighting == "gpff"  # time-step-free PSM
     assert TrainConfig(loss="dsm", sigma_conditioned=False).loss_weighting == "gpff"
     assert TrainConfig(sigma_conditioned=False, loss_weighting="epsilon").loss_weighting == "epsilon"
+
+
+def test_default_noise_levels_follow_the_noise_input():
+    conditioned = TrainConfig()  # log-normal sigma, a quarter of each batch below the force crossover
+    assert (conditioned.resolved_schedule.kind, conditioned.small_sigma_fraction) == ("log-normal", 0.25)
+    assert (conditioned.resolved_schedule.sigma_min, conditioned.resolved_schedule.sigma_max) == (0.002, 5.0)
+    assert TrainConfig(loss="dsm").resolved_schedule == conditioned.resolved_schedule  # DSM sees the same levels
+    free = TrainConfig(sigma_conditioned=False)  # time-step-free PSM keeps the log-uniform VE schedule
+    assert (free.resolved_schedule.kind, free.small_sigma_fraction) == ("log-uniform", 0.5)
+    gpff = TrainConfig(loss="gpff")
+    assert (gpff.resolved_schedule.kind, gpff.resolved_schedule.sigma_max, gpff.small_sigma_fraction) == (
+        "log-normal", 30.0, 0.5)
+    partial = TrainConfig(schedule={"sigma_min": 0.01, "sigma_max": 3.0}, small_sigma_fraction=0.5)
+    assert (partial.resolved_schedule.kind, partial.resolved_schedule.sigma_min, partial.small_sigma_fraction) == (
+        "log-normal", 0.01, 0.5)
 
 
 def test_atom_types_default_to_the_bond_graph_for_one_molecule(lj7_frames):

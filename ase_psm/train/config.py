@@ -13,12 +13,18 @@ from ..model import ModelConfig
 ATOM_TYPES = ("auto", "element", "graph")
 
 
-def default_schedule(loss: str) -> NoiseSchedule:
-    """The noise schedule a loss trains with unless told otherwise: GPFF's log-normal sigma in [0.05, 30] Å
-    for ``gpff``; for the others log-uniform sigma in [0.002, 5] Å: the PSM paper's VE schedule, but down
-    to about a fifteenth of a molecule's thermal length at 300 K (about 0.03 Å), where the score of the
-    noised density, which the model learns, is close to the force F/kT (its error grows as sigma^2)."""
-    return NoiseSchedule(0.05, 30.0, kind="log-normal") if loss == "gpff" else NoiseSchedule(0.002, 5.0)
+def default_schedule(loss: str, sigma_conditioned: bool = True) -> NoiseSchedule:
+    """The noise schedule a model trains with unless told otherwise, sigma in Å.
+
+    ``gpff``: GPFF's log-normal sigma in [0.05, 30]. Other time-step-free models: log-uniform sigma in
+    [0.002, 5], the PSM paper's VE schedule, but down to about a fifteenth of a molecule's thermal length
+    at 300 K (about 0.03 Å), where the score of the noised density, which the model learns, is close to
+    the force F/kT (its error grows as sigma^2). sigma-conditioned models (the paper's losses): the same
+    range with log-normal sigma (log sigma ~ N(-0.7, 1.2^2), median 0.5 Å), which trains more at
+    0.2-2 Å, where a molecule's conformations are told apart (docs/benchmarks.md, "Noise levels")."""
+    if loss == "gpff":
+        return NoiseSchedule(0.05, 30.0, kind="log-normal")
+    return NoiseSchedule(0.002, 5.0, kind="log-normal" if sigma_conditioned else "log-uniform")
 
 
 @dataclass
@@ -68,12 +74,14 @@ class TrainConfig:
     data's thermal length 1/RMS(F/kT), where the force target's spread (sigma^2 |F|/kT) and the noise
     target's (sigma) are equal (t = 0.05, the paper's, for data without force labels), or a number
     such as the paper's 0.05."""
-    small_sigma_fraction: float = 0.5
+    small_sigma_fraction: float | None = None
     """Fraction of each batch drawn at the smallest noise levels, t ~ U(0, force_crossover_t), the
     rest from the schedule; for every loss, so DSM and PSM models see the same noise levels. Below the
     crossover PSM's target is the force label: this spends more of the training on the small-sigma
-    score, a force field. (Frames of one system; :func:`~ase_psm.train.train_molecules` draws every
-    sigma from its schedule.)"""
+    score, a force field, which corrects a bias on the scale of thermal vibrations (data started
+    at an energy minimum); the rest of the batch learns the global structure. None: 0.25 for
+    sigma-conditioned models, 0.5 for time-step-free ones. (Frames of one system;
+    :func:`~ase_psm.train.train_molecules` draws every sigma from its schedule.)"""
     loss_weighting: str | None = field(default=None, metadata={"choices": LOSS_WEIGHTINGS})
     """``epsilon`` (paper), ``gpff`` or ``score``; None: ``gpff`` min(1, 1/sigma^2) for the ``gpff``
     loss and for any time-step-free model, else ``score`` (every noise level's preconditioned output
@@ -82,7 +90,7 @@ class TrainConfig:
     """Whether the network sees the noise level sigma; False: time-step-free (GPFF: the network is a
     pseudo-force field). None: True for the paper's losses, False for ``gpff``."""
     schedule: NoiseSchedule | None = None
-    """None: the loss's default (:func:`default_schedule`); a dict of some :class:`NoiseSchedule` fields,
+    """None: the model's default (:func:`default_schedule`); a dict of some :class:`NoiseSchedule` fields,
     e.g. ``{"sigma_max": 30.0}``, changes only those fields of that default."""
     atom_types: str = field(default="auto", metadata={"choices": ATOM_TYPES})
     """How the network tells atoms apart: ``"element"`` (any structure of the elements seen), or
@@ -105,10 +113,15 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.loss not in LOSSES:
             raise ValueError(f"unknown loss {self.loss!r}; choose one of {', '.join(LOSSES)}")
+        if self.sigma_conditioned is None:
+            self.sigma_conditioned = self.loss != "gpff"
         if self.schedule is None:
-            self.schedule = default_schedule(self.loss)
+            self.schedule = default_schedule(self.loss, self.sigma_conditioned)
         elif isinstance(self.schedule, dict):
-            self.schedule = NoiseSchedule(**{**default_schedule(self.loss).to_dict(), **self.schedule})
+            default = default_schedule(self.loss, self.sigma_conditioned)
+            self.schedule = NoiseSchedule(**{**default.to_dict(), **self.schedule})
+        if self.small_sigma_fraction is None:
+            self.small_sigma_fraction = 0.25 if self.sigma_conditioned else 0.5
         if self.temperature is not None and self.kT is not None:
             raise ValueError("give either temperature (K) or kT (energy units), not both")
         if self.temperature is not None and not 0 < self.temperature < math.inf:
@@ -131,15 +144,13 @@ class TrainConfig:
                 "pair_noise swaps like atoms, which only suits the gpff loss (noise targets) on element atom "
                 "types: leave pair_noise off, or use loss='gpff' with atom_types='element'"
             )
-        if not 0.0 <= self.small_sigma_fraction <= 1.0:
+        if not 0.0 <= self.resolved_small_sigma_fraction <= 1.0:
             raise ValueError(f"small_sigma_fraction must lie in [0, 1], got {self.small_sigma_fraction}")
         for name in ("steps", "batch_size", "val_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.atom_types not in ATOM_TYPES:
             raise ValueError(f"unknown atom_types {self.atom_types!r}; choose one of {', '.join(ATOM_TYPES)}")
-        if self.sigma_conditioned is None:
-            self.sigma_conditioned = self.loss != "gpff"
         if self.loss_weighting is None:
             # measured on LJ-13 (docs/benchmarks.md): a time-step-free PSM model trained with epsilon
             # weighting samples worse (distance TVD 0.123-0.126 against 0.076-0.091) and clashes some clusters
@@ -178,6 +189,13 @@ class TrainConfig:
         if self.loss_weighting is None:
             raise ValueError("TrainConfig.loss_weighting is None: set one of " + ", ".join(LOSS_WEIGHTINGS))
         return self.loss_weighting
+
+    @property
+    def resolved_small_sigma_fraction(self) -> float:
+        """The small-sigma share of each batch; ``__post_init__`` replaces None by the model's default."""
+        if self.small_sigma_fraction is None:
+            raise ValueError("TrainConfig.small_sigma_fraction is None: set a number in [0, 1]")
+        return self.small_sigma_fraction
 
     def to_dict(self) -> dict:
         values = asdict(self)

@@ -25,7 +25,7 @@ MAX_VALIDATION_FRAMES = 256
 VALIDATION_BATCH_ATOMS = 8192
 """Atoms per validation batch: larger validation sets (large molecules) are scored in chunks, which bounds memory."""
 RESUME_MUST_MATCH = ("loss", "kT", "temperature", "batch_size", "seed", "first", "stride", "fraction",
-                     "loss_weighting", "force_crossover_t", "small_sigma_fraction", "pair_noise")
+                     "loss_weighting", "force_crossover_t", "small_sigma_fraction", "schedule", "pair_noise")
 """Training settings a resumed run must share with the run it continues."""
 
 

@@ -155,7 +155,7 @@ def train(
     def dataset_of(part: Frames) -> PseudoPESDataset:
         return PseudoPESDataset(
             part, config.loss, config.resolved_schedule, config.resolved_kT, crossover_t=crossover_t,
-            small_sigma_fraction=config.small_sigma_fraction,
+            small_sigma_fraction=config.resolved_small_sigma_fraction,
         )
 
     return fit(

@@ -103,7 +103,8 @@ def test_train_schedule_is_the_same_from_the_cli_and_the_api(lj7_file, tmp_path)
 
     expected = NoiseSchedule(0.05, 30.0, kind="log-normal")
     assert TrainConfig(loss="gpff", schedule={"sigma_max": 30.0}).resolved_schedule == expected
-    assert TrainConfig(loss="dsm", schedule={"sigma_min": 0.1}).resolved_schedule == NoiseSchedule(0.1, 5.0)
+    dsm = NoiseSchedule(0.1, 5.0, kind="log-normal")  # sigma-conditioned: log-normal by default
+    assert TrainConfig(loss="dsm", schedule={"sigma_min": 0.1}).resolved_schedule == dsm
     out = tmp_path / "gpff.pt"
     assert main(["--quiet", "train", str(lj7_file), "--out", str(out), "--loss", "gpff", "--sigma-max", "30",
                  "--steps", "1", "--batch-size", "4", "--device", "cpu",

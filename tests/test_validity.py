@@ -125,7 +125,7 @@ def test_cli_sample_reports_checks_and_refuses_to_write_garbage(tiny_checkpoint,
     template = tmp_path / "template.xyz"
     _template(lj7_frames).write(template)
     out = tmp_path / "samples.extxyz"
-    common = [str(tiny_checkpoint), "--template", str(template), "--n", "3", "--steps", "2",
+    common = [str(tiny_checkpoint), "--template", str(template), "--n", "3", "--steps", "10",
               "--sampler", "euler", "--device", "cpu", "--out", str(out)]
     assert main(["sample", *common]) == 0
     assert "checks: generated" in capsys.readouterr().out and out.exists()

@@ -172,6 +172,15 @@ def test_time_step_free_models_train_with_gpff_weighting_unless_set():
     assert chosen.train_config(MODELS["dsm"]).steps == 7 and config.train_config(MODELS["dsm"]).steps == 2000
 
 
+def test_a_dict_setting_updates_the_sizes_dict_key_by_key():
+    from ase_psm.benchmarks.config import MODELS
+
+    chosen = BenchConfig("lj13", size="cpu", overrides={"schedule": {"kind": "log-uniform"}})
+    schedule = chosen.train_config(MODELS["dsm"]).resolved_schedule
+    assert (schedule.kind, schedule.sigma_min, schedule.sigma_max) == ("log-uniform", 0.01, 3.0)
+    assert BenchConfig("lj13", size="cpu").train_config(MODELS["dsm"]).resolved_schedule.kind == "log-normal"
+
+
 def test_bad_settings_give_clear_errors(tmp_path, capsys):
     with pytest.raises(ValueError, match="unknown model"):
         BenchConfig("lj13", models=("nope",))

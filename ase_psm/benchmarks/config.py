@@ -81,9 +81,14 @@ class BenchSettings:
 
     def train_config(self, spec: ModelSpec, overrides: dict, **fixed) -> TrainConfig:
         """The TrainConfig of one run: these settings' ``train``, the model's, the TrainConfig fields of
-        ``overrides`` (``--set``), then ``fixed``."""
+        ``overrides`` (``--set``), then ``fixed``; a dict setting (``schedule``, ``model``) is updated key by
+        key, so ``--set 'schedule={kind: log-uniform}'`` keeps the size's sigma range."""
         training = {key: value for key, value in overrides.items() if key in TrainConfig.__dataclass_fields__}
-        return TrainConfig(**{**self.train, **spec.train, **training, **fixed})
+        merged: dict = {}
+        for layer in (self.train, spec.train, training, fixed):
+            merged.update({key: {**merged[key], **value} if isinstance(value, dict) and isinstance(merged.get(key), dict)
+                           else value for key, value in layer.items()})
+        return TrainConfig(**merged)
 
     def record(self, train_config: TrainConfig) -> dict:
         """What a result JSON keeps: every training setting of the run and the sampling settings, flat."""

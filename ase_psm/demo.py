@@ -65,6 +65,8 @@ def run_lj13_demo(
     ``lj13_distances.png``; returns the table rows. Every row scores ``n_samples`` structures: the
     training data's row is the mean over disjoint random subsets of that size, so no row gains from a
     larger sample. ``progress``: show training and sampling progress bars."""
+    from .benchmarks.evaluate import disjoint_subsets
+
     out.mkdir(parents=True, exist_ok=True)
     data = load_lj13_data()
     reference = data["reference"]
@@ -74,7 +76,7 @@ def run_lj13_demo(
                        for name, (stem, model) in MODELS.items()}
 
     training = data[TRAINING_HEAD]
-    subsets = _subsets(training, n_samples, seed)
+    subsets = disjoint_subsets(training, n_samples, seed)
     rows = [_row(f"training data ({len(subsets)} x {n_samples})", subsets, reference, None, 0)]
     named = {"training data": training}
     for name, checkpoint in checkpoints.items():
@@ -120,13 +122,6 @@ def demo_train_config(model: str, steps: int, seed: int) -> TrainConfig:
 
     return SETTINGS["lj13"]["cpu"].train_config(BENCH_MODELS[model], TRAINING_RECIPE, kT=1.0, steps=steps, seed=seed,
                                                 device="cpu")
-
-
-def _subsets(positions: np.ndarray, size: int, seed: int) -> list[np.ndarray]:
-    """Disjoint random subsets of ``size`` structures (one of them all, when ``size`` is not smaller)."""
-    order = np.random.default_rng(seed).permutation(len(positions))
-    count = max(1, len(positions) // size)
-    return [positions[order[i * size:(i + 1) * size]] for i in range(count)]
 
 
 def _row(name: str, samples: list[np.ndarray], reference: np.ndarray, seconds: float | None, invalid: int) -> dict:

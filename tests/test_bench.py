@@ -181,6 +181,22 @@ def test_a_dict_setting_updates_the_sizes_dict_key_by_key():
     assert BenchConfig("lj13", size="cpu").train_config(MODELS["dsm"]).resolved_schedule.kind == "log-normal"
 
 
+def test_the_training_set_is_scored_at_the_samples_count(tmp_path):
+    """The debias ratio compares equal numbers of structures: the training set's metrics are the mean over
+    disjoint subsets of as many frames as the samples."""
+    from ase_psm.benchmarks import evaluate, load_system
+    from ase_psm.benchmarks.evaluate import disjoint_subsets, training_metrics
+
+    (data,) = load_system("lj13", "tiny", tmp_path, progress=False)
+    frames = data.training["biased"][0]
+    assert training_metrics(frames, data, len(frames)).values == evaluate(frames, data).values
+    halves = disjoint_subsets(frames, len(frames) // 2)
+    assert len(halves) == 2 and np.allclose(np.sort(np.concatenate(halves), axis=None), np.sort(frames, axis=None))
+    half = training_metrics(frames, data, len(frames) // 2).values["distance_tvd"]
+    assert half == pytest.approx(np.mean([evaluate(subset, data).values["distance_tvd"] for subset in halves]))
+    assert half > evaluate(frames, data).values["distance_tvd"]  # fewer structures: further by chance alone
+
+
 def test_bad_settings_give_clear_errors(tmp_path, capsys):
     with pytest.raises(ValueError, match="unknown model"):
         BenchConfig("lj13", models=("nope",))

@@ -96,3 +96,26 @@ def floor_metrics(data: BenchData, n: int, seed: int = 0) -> MetricSet:
     n = min(n, len(data.reference) // 2)
     order = np.random.default_rng(seed).permutation(len(data.reference))
     return evaluate(data.reference[order[:n]], data, reference=data.reference[order[n:]])
+
+
+def disjoint_subsets(positions: np.ndarray, size: int, seed: int = 0) -> list[np.ndarray]:
+    """Disjoint random subsets of ``size`` structures (one subset, all of them, when there are no more)."""
+    order = np.random.default_rng(seed).permutation(len(positions))
+    count = max(1, len(positions) // size)
+    return [positions[order[i * size:(i + 1) * size]] for i in range(count)]
+
+
+def training_metrics(frames: np.ndarray, data: BenchData, n: int, seed: int = 0) -> MetricSet:
+    """The training set's metrics at the samples' count ``n``: the mean over disjoint random subsets of ``n``
+    frames, so that the debias ratio compares equal numbers of structures (a metric of fewer structures
+    is further from the reference by chance alone)."""
+    scored = [evaluate(subset, data) for subset in disjoint_subsets(frames, n, seed)]
+    result = MetricSet()
+    for name in scored[0].values:
+        values = [metrics.values[name] for metrics in scored]
+        if any(value is None for value in values):
+            result.values[name] = None
+            result.reasons[name] = next(m.reasons[name] for m in scored if m.values[name] is None)
+        else:
+            result.values[name] = float(np.mean(values))
+    return result

@@ -56,6 +56,25 @@ def test_target_matches_hand_calculation():
         pseudo_force_target(clean, noised, sigma, torch.ones(1, dtype=torch.float64), None)
 
 
+def test_harmonic_target_has_no_variance_in_a_harmonic_well():
+    """In a well of thermal length l (F/kT = -x0/l^2) with sigma_c = l, the mixed target is the exact
+    sigma^2 grad log p_sigma(x) = -sigma^2 x / (l^2 + sigma^2) for every clean x0 behind a noised x."""
+    length, crossover_t = 0.05, 0.3
+    schedule = NoiseSchedule(sigma_min=length / 400.0**crossover_t, sigma_max=length * 400.0 ** (1 - crossover_t))
+    generator = torch.Generator().manual_seed(0)
+    clean = torch.randn(256, 2, 3, generator=generator, dtype=torch.float64) * length
+    clean = clean - clean.mean(dim=1, keepdim=True)
+    noised = clean[:1] + 0.0 * clean  # one noised structure, many clean ones behind it
+    for sigma_value in (0.01, 0.05, 0.4):
+        sigma = torch.full((256,), sigma_value, dtype=torch.float64)
+        weight = force_weight("harmonic", sigma, schedule, crossover_t=crossover_t)
+        assert weight[0].item() == pytest.approx(length**2 / (length**2 + sigma_value**2))
+        target = pseudo_force_target(clean, noised, sigma, weight, -clean / length**2)
+        exact = -(sigma_value**2) * noised / (length**2 + sigma_value**2)
+        torch.testing.assert_close(target, exact)
+        assert (clean - noised).std(dim=0).max() > 0.5 * length  # the noise target alone varies
+
+
 def test_loss_weights():
     sigma = torch.tensor([0.5, 2.0])
     torch.testing.assert_close(loss_weight("epsilon", sigma), torch.tensor([4.0, 0.25]))

@@ -41,6 +41,7 @@ MODELS: dict[str, ModelSpec] = {
         ModelSpec("dsm", dict(loss="dsm")),
         ModelSpec("piecewise", dict(loss="piecewise")),
         ModelSpec("piecewise-weighted", dict(loss="piecewise-weighted")),
+        ModelSpec("harmonic", dict(loss="harmonic")),
         # Time-step-free models use GPFF's min(1, 1/σ²) (TrainConfig's default for them): the ``score``
         # weighting, ~1/σ⁴, is made for σ-conditioned outputs; a network that cannot see σ then learns the
         # small-σ displacements only (measured on LJ-13: 15–17 % of the displacement at σ = 0.3, TVD 0.42).

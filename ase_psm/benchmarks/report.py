@@ -33,7 +33,7 @@ PAPER: dict[tuple[str, str, str], dict[str, float]] = {
     ("md22-dw-nanotube", "biased", "dsm"): {"hr_mae": 0.153},
     ("md22-dw-nanotube", "biased", "piecewise-weighted"): {"hr_mae": 0.048},
 }
-MODEL_ORDER = ("dsm", "piecewise", "piecewise-weighted", "gpff", "tsf-psm")
+MODEL_ORDER = ("dsm", "piecewise", "piecewise-weighted", "harmonic", "gpff", "tsf-psm")
 
 
 def load_results(out: str | Path) -> list[dict]:

@@ -3,18 +3,27 @@
 f* = (1 - w(sigma)) (x0 - x) + w(sigma) sigma^2 F(x0) / kT
 
 with w = 0 for denoising score matching (``dsm``, ``gpff``), a step at t = 0.05
-(``piecewise``) or the sigmoid 1 / (1 + exp(50 (t - 0.05))) (``piecewise-weighted``),
-t = ln(sigma/sigma_min) / ln(sigma_max/sigma_min).
+(``piecewise``), the sigmoid 1 / (1 + exp(50 (t - 0.05))) (``piecewise-weighted``) or
+1 / (1 + (sigma/sigma_c)^2) (``harmonic``), t = ln(sigma/sigma_min) / ln(sigma_max/sigma_min) and sigma_c
+the sigma of the crossover t (0.05, or the data's thermal length).
+
+Both targets are unbiased at every sigma: E[x0 - x | x] = sigma^2 grad log p_sigma(x) (Tweedie) and
+E[sigma^2 F(x0)/kT | x] = sigma^2 grad log p_sigma(x) (the target score identity, De Bortoli et al. 2024,
+arXiv:2402.08667), so any w gives the same minimiser and w only sets the variance of the target. For a
+harmonic well of thermal length sigma_c the ``harmonic`` weight makes the target a function of x alone: no
+variance at any sigma.
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 
 from .noise import NoiseSchedule, zero_com
 
-LOSSES = ("dsm", "piecewise", "piecewise-weighted", "gpff")
-FORCE_LOSSES = ("piecewise", "piecewise-weighted")
+LOSSES = ("dsm", "piecewise", "piecewise-weighted", "harmonic", "gpff")
+FORCE_LOSSES = ("piecewise", "piecewise-weighted", "harmonic")
 PIECEWISE_T = 0.05
 SIGMOID_SLOPE = 50.0
 
@@ -33,6 +42,8 @@ def force_weight(
     t = schedule.time(sigma)
     if loss == "piecewise":
         return (t <= crossover_t).to(sigma.dtype)
+    if loss == "harmonic":  # 1 / (1 + (sigma/sigma_c)^2), as a sigmoid in t
+        return torch.sigmoid(-2 * math.log(schedule.sigma_max / schedule.sigma_min) * (t - crossover_t))
     return torch.sigmoid(-SIGMOID_SLOPE * (t - crossover_t))
 
 

@@ -33,12 +33,14 @@ class TrainConfig:
 
     ``temperature`` (K) or ``kT`` (eV, or reduced units with kT = 1 for
     Lennard-Jones) scales the force labels; one of them is required by the
-    force-label losses ``piecewise`` and ``piecewise-weighted``.
+    force-label losses ``piecewise``, ``piecewise-weighted`` and ``harmonic``.
     """
 
     loss: str = field(default="piecewise-weighted", metadata={"choices": LOSSES})
     """``dsm`` (noise target), ``piecewise`` / ``piecewise-weighted`` (PSM: the force label F/kT below the
-    force crossover, the noise target above) or ``gpff`` (target x0 - x, time-step-free)."""
+    force crossover, the noise target above), ``harmonic`` (both targets mixed with the force label's weight
+    1 / (1 + (sigma/sigma_c)^2), sigma_c the crossover's sigma: no target variance in a harmonic well) or
+    ``gpff`` (target x0 - x, time-step-free)."""
     temperature: float | None = None
     """K: converts force labels in eV/Å to F/kT (the temperature of the MD run that made the frames)."""
     kT: float | None = None

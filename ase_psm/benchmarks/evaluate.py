@@ -112,10 +112,10 @@ def training_metrics(frames: np.ndarray, data: BenchData, n: int, seed: int = 0)
     scored = [evaluate(subset, data) for subset in disjoint_subsets(frames, n, seed)]
     result = MetricSet()
     for name in scored[0].values:
-        values = [metrics.values[name] for metrics in scored]
-        if any(value is None for value in values):
+        values = [value for metrics in scored if (value := metrics.values[name]) is not None]
+        if len(values) == len(scored):
+            result.values[name] = float(np.mean(values))
+        else:
             result.values[name] = None
             result.reasons[name] = next(m.reasons[name] for m in scored if m.values[name] is None)
-        else:
-            result.values[name] = float(np.mean(values))
     return result

@@ -87,8 +87,9 @@ class BenchSettings:
         training = {key: value for key, value in overrides.items() if key in TrainConfig.__dataclass_fields__}
         merged: dict = {}
         for layer in (self.train, spec.train, training, fixed):
-            merged.update({key: {**merged[key], **value} if isinstance(value, dict) and isinstance(merged.get(key), dict)
-                           else value for key, value in layer.items()})
+            for key, value in layer.items():
+                both_dicts = isinstance(value, dict) and isinstance(merged.get(key), dict)
+                merged[key] = {**merged[key], **value} if both_dicts else value
         return TrainConfig(**merged)
 
     def record(self, train_config: TrainConfig) -> dict:

@@ -107,8 +107,8 @@ def disjoint_subsets(positions: np.ndarray, size: int, seed: int = 0) -> list[np
 
 def training_metrics(frames: np.ndarray, data: BenchData, n: int, seed: int = 0) -> MetricSet:
     """The training set's metrics at the samples' count ``n``: the mean over disjoint random subsets of ``n``
-    frames, so that the debias ratio compares equal numbers of structures (a metric of fewer structures
-    is further from the reference by chance alone)."""
+    frames (all frames when there are no more than ``n``), so that the debias ratio compares equal numbers
+    of structures (a metric of fewer structures is further from the reference by chance alone)."""
     scored = [evaluate(subset, data) for subset in disjoint_subsets(frames, n, seed)]
     result = MetricSet()
     for name in scored[0].values:

@@ -77,7 +77,8 @@ def table(results: list[dict], dataset: str, protocol: str) -> str:
         wall = mean_std([r["wall_s"]["train_s"] + r["wall_s"]["sample_s"] for r in group])
         ratio = mean_std([r["debias_ratio"].get(names[0]) for r in group])
         lines.append(f"| {model} | {len(group)} | " + " | ".join(cells) + f" | {ratio} | {_paper_text(paper)} | {wall} |")
-    for label, key in (("training set (as many frames as samples)", "training_set"), ("floor (reference subset)", "floor")):
+    baselines = (("training set (at most as many frames as samples)", "training_set"), ("floor (reference subset)", "floor"))
+    for label, key in baselines:
         cells = [_value(rows[0][key], n) for n in names]
         lines.append(f"| {label} | – | " + " | ".join(cells) + " | | | |")
     for (name, proto, model), paper in PAPER.items():

@@ -7,6 +7,8 @@ import math
 import pytest
 import torch
 
+from ase_psm.data import Frames
+from ase_psm.data.dataset import thermal_length
 from ase_psm.diffusion import (
     SAMPLERS,
     NoiseSchedule,
@@ -73,6 +75,36 @@ def test_harmonic_target_has_no_variance_in_a_harmonic_well():
         exact = -(sigma_value**2) * noised / (length**2 + sigma_value**2)
         torch.testing.assert_close(target, exact)
         assert (clean - noised).std(dim=0).max() > 0.5 * length  # the noise target alone varies
+
+
+def test_harmonic_weight_at_the_thermal_length_has_the_least_variance_over_many_stiffnesses():
+    """Modes of thermal lengths l_k (F/kT = -x0/l_k^2): no scalar weight cancels every mode, and the one of
+    least total target variance is 1 / (1 + sigma^2 mean(1/l_k^2)), which is the harmonic weight at the
+    data's thermal length 1/RMS(F/kT) (equipartition: mean (F/kT)^2 = mean 1/l_k^2)."""
+    generator = torch.Generator().manual_seed(0)
+    lengths = torch.linspace(0.03, 0.8, 9, dtype=torch.float64).reshape(3, 3)  # one per (atom pair, xyz)
+    half = torch.randn(20000, 3, 3, generator=generator, dtype=torch.float64) * lengths
+    clean = torch.cat([half, -half], dim=1)  # mirrored pairs: zero centre of mass and net force
+    noise = torch.randn(20000, 3, 3, generator=generator, dtype=torch.float64)
+    scaled_forces = -clean / torch.cat([lengths, lengths]) ** 2
+    frames = Frames(numbers=[6] * 6, positions=clean[:2000].numpy(), forces=scaled_forces[:2000].numpy())
+    length = thermal_length(frames, kT=1.0)
+    schedule = NoiseSchedule(sigma_min=0.002, sigma_max=5.0)
+    sigmoid_gaps = []
+    for sigma_value in (0.02, 0.1, 0.5):
+        noised = clean + sigma_value * torch.cat([noise, -noise], dim=1)
+        sigma = torch.full((20000,), sigma_value, dtype=torch.float64)
+        exact = -(sigma_value**2) * noised / (torch.cat([lengths, lengths]) ** 2 + sigma_value**2)
+        noise_error = pseudo_force_target(clean, noised, sigma, torch.zeros_like(sigma), None) - exact
+        force_error = pseudo_force_target(clean, noised, sigma, torch.ones_like(sigma), scaled_forces) - exact
+        # the target's error is (1 - w) noise_error + w force_error: a parabola in w
+        best = ((noise_error * (noise_error - force_error)).sum() / ((noise_error - force_error) ** 2).sum()).item()
+        crossover_t = schedule.time(torch.tensor(length)).item()
+        weight = force_weight("harmonic", sigma[:1], schedule, crossover_t=crossover_t).item()
+        assert weight == pytest.approx(best, abs=0.02)
+        sigmoid = force_weight("piecewise-weighted", sigma[:1], schedule, crossover_t=crossover_t).item()
+        sigmoid_gaps.append(abs(sigmoid - best))
+    assert max(sigmoid_gaps) > 0.1  # piecewise-weighted's switch is off the best weight near the crossover
 
 
 def test_loss_weights():

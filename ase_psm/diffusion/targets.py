@@ -11,7 +11,8 @@ Both targets are unbiased at every sigma: E[x0 - x | x] = sigma^2 grad log p_sig
 E[sigma^2 F(x0)/kT | x] = sigma^2 grad log p_sigma(x) (the target score identity, De Bortoli et al. 2024,
 arXiv:2402.08667), so any w gives the same minimiser and w only sets the variance of the target. For a
 harmonic well of thermal length sigma_c the ``harmonic`` weight makes the target a function of x alone: no
-variance at any sigma.
+variance at any sigma; over modes of many stiffnesses it is the scalar weight of least variance when sigma_c
+is 1/RMS(F/kT), the data's thermal length (the ``"thermal"`` crossover).
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@
    on the device, in a child process with a time limit: compile time, speed and difference from the
    eager forces, or the error.
 3. With the rest of ``--budget-s``: ``ase-psm bench ala2 --size cpu --seeds 1 --models
-   piecewise-weighted`` on the device with ``--set time_limit=<seconds left>``; results and checkpoints
+   harmonic`` (the default loss) on the device with ``--set time_limit=<seconds left>``; results and checkpoints
    under ``<out>/ala2``. Its OpenMM data (about 5 million MD steps, one CPU thread, minutes) is generated
    in the background from the start, or read from ``--cache``; the part is skipped, and the report says
    why, when it does not fit.
@@ -66,7 +66,7 @@ DENSITY = 0.1
 """atoms / Å^3 of the random molecules"""
 SIGMA = 0.5
 """Å: the calculator's fixed noise level, one network evaluation per call"""
-ALA2_MODEL = "piecewise-weighted"
+ALA2_MODEL = "harmonic"
 
 
 @dataclass(frozen=True)

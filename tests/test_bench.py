@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from ase_psm.benchmarks import BenchConfig, content_key, load_or_generate
-from ase_psm.benchmarks.report import comparison, mean_std, table, write_summary_plots
+from ase_psm.benchmarks.report import comparison, mean_std, table, write_report, write_summary_plots
 from ase_psm.checkpoint import load_model
 from ase_psm.cli.main import main
 
@@ -244,21 +244,26 @@ def test_table_mean_std():
 
 def test_comparison_counts_wins_and_mean_reduction(tmp_path):
     def result(dataset, model, seed, value):
-        return {"dataset": dataset, "protocol": "biased", "model": model, "seed": seed,
-                "metrics": {"values": {"hr_mae": value}, "null_reasons": {}}}
+        values = {"values": {"hr_mae": value}, "null_reasons": {}}
+        return {"dataset": dataset, "protocol": "biased", "model": model, "seed": seed, "metrics": values,
+                "training_set": values, "floor": values, "debias_ratio": {"hr_mae": 1.0}, "size": "tiny",
+                "n_samples": 1, "n_training": 1, "n_reference": 1, "wall_s": {"train_s": 1.0, "sample_s": 1.0}}
 
     results = [result("a", "dsm", 0, 0.2), result("a", "dsm", 1, 0.4), result("a", "piecewise-weighted", 0, 0.15),
                result("b", "dsm", 0, 0.1), result("b", "piecewise-weighted", 0, 0.11),
                result("c", "piecewise-weighted", 0, 0.1)]  # c has no DSM run: left out
-    text = comparison(results, "biased", "hr_mae")
+    text = comparison(results, "biased", "hr_mae", model="piecewise-weighted")
     # a: 1 - 0.15 / 0.3 = +50 %; b: 1 - 0.11 / 0.1 = -10 %; mean +20 %
     assert "| a | 0.3 | 0.15 | +50.0 % |" in text and "| b | 0.1 | 0.11 | -10.0 % |" in text
     assert "lower on 1 of 2" in text and "mean +20.0 %" in text and "| c |" not in text
-    assert comparison(results[:3], "biased", "hr_mae") == ""  # one data set: nothing to summarise
+    assert comparison(results[:3], "biased", "hr_mae", model="piecewise-weighted") == ""  # one data set
+    assert comparison(results, "biased", "hr_mae") == ""  # no run of the default loss, harmonic
 
     (tmp_path / "results").mkdir()
     for k, row in enumerate(results):
         (tmp_path / "results" / f"{k}.json").write_text(json.dumps(row))
+    report = write_report(tmp_path).read_text()
+    assert "piecewise-weighted against dsm" in report and "harmonic against dsm" not in report
     assert write_summary_plots(tmp_path) == [tmp_path / "plots" / "biased_hr_mae.png"]
     assert (tmp_path / "plots" / "biased_hr_mae.png").stat().st_size > 0
 

@@ -36,11 +36,12 @@ class TrainConfig:
     force-label losses ``piecewise``, ``piecewise-weighted`` and ``harmonic``.
     """
 
-    loss: str = field(default="piecewise-weighted", metadata={"choices": LOSSES})
-    """``dsm`` (noise target), ``piecewise`` / ``piecewise-weighted`` (PSM: the force label F/kT below the
-    force crossover, the noise target above), ``harmonic`` (both targets mixed with the force label's weight
-    1 / (1 + (sigma/sigma_c)^2), sigma_c the crossover's sigma: no target variance in a harmonic well) or
-    ``gpff`` (target x0 - x, time-step-free)."""
+    loss: str = field(default="harmonic", metadata={"choices": LOSSES})
+    """``harmonic`` (PSM: the force label F/kT and the noise target mixed at every sigma with the force
+    label's weight 1 / (1 + (sigma/sigma_c)^2), sigma_c the crossover's sigma: no target variance in a
+    harmonic well), ``piecewise`` / ``piecewise-weighted`` (PSM as published: the force label below the
+    force crossover, the noise target above), ``dsm`` (noise target) or ``gpff`` (target x0 - x,
+    time-step-free)."""
     temperature: float | None = None
     """K: converts force labels in eV/Å to F/kT (the temperature of the MD run that made the frames)."""
     kT: float | None = None

@@ -85,21 +85,21 @@ def test_harmonic_weight_at_the_thermal_length_has_the_least_variance_over_many_
     lengths = torch.linspace(0.03, 0.8, 9, dtype=torch.float64).reshape(3, 3)  # one per (atom pair, xyz)
     half = torch.randn(20000, 3, 3, generator=generator, dtype=torch.float64) * lengths
     clean = torch.cat([half, -half], dim=1)  # mirrored pairs: zero centre of mass and net force
+    atom_lengths = torch.cat([lengths, lengths])
     noise = torch.randn(20000, 3, 3, generator=generator, dtype=torch.float64)
-    scaled_forces = -clean / torch.cat([lengths, lengths]) ** 2
+    scaled_forces = -clean / atom_lengths**2
     frames = Frames(numbers=[6] * 6, positions=clean[:2000].numpy(), forces=scaled_forces[:2000].numpy())
-    length = thermal_length(frames, kT=1.0)
     schedule = NoiseSchedule(sigma_min=0.002, sigma_max=5.0)
+    crossover_t = schedule.time(torch.tensor(thermal_length(frames, kT=1.0))).item()
     sigmoid_gaps = []
     for sigma_value in (0.02, 0.1, 0.5):
         noised = clean + sigma_value * torch.cat([noise, -noise], dim=1)
         sigma = torch.full((20000,), sigma_value, dtype=torch.float64)
-        exact = -(sigma_value**2) * noised / (torch.cat([lengths, lengths]) ** 2 + sigma_value**2)
+        exact = -(sigma_value**2) * noised / (atom_lengths**2 + sigma_value**2)
         noise_error = pseudo_force_target(clean, noised, sigma, torch.zeros_like(sigma), None) - exact
         force_error = pseudo_force_target(clean, noised, sigma, torch.ones_like(sigma), scaled_forces) - exact
         # the target's error is (1 - w) noise_error + w force_error: a parabola in w
         best = ((noise_error * (noise_error - force_error)).sum() / ((noise_error - force_error) ** 2).sum()).item()
-        crossover_t = schedule.time(torch.tensor(length)).item()
         weight = force_weight("harmonic", sigma[:1], schedule, crossover_t=crossover_t).item()
         assert weight == pytest.approx(best, abs=0.02)
         sigmoid = force_weight("piecewise-weighted", sigma[:1], schedule, crossover_t=crossover_t).item()

@@ -138,8 +138,9 @@ def write_report(out: str | Path) -> Path:
     text = "# Benchmark results\n\nMean ± sample std over seeds. Reference: our own sampling.\n\n"
     text += "\n".join(table(results, dataset, protocol) for dataset, protocol in keys)
     for protocol in sorted({r["protocol"] for r in results}):
+        metric = _primary_metric(results, protocol)
         for model in COMPARED_MODELS:
-            summary = comparison(results, protocol, _primary_metric(results, protocol), model=model)
+            summary = comparison(results, protocol, metric, model=model)
             text += "\n" + summary if summary else ""
     path = Path(out) / "results.md"
     path.write_text(text)

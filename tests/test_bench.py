@@ -107,6 +107,20 @@ def test_bench_md22_tiny(tmp_path):
     assert any((tmp_path / "out" / "plots").glob("md22-ac-ala3-nhme_biased_ramachandran.png"))
 
 
+def test_md22_data_has_a_112_atom_peptide_with_ten_residues(tmp_path):
+    pytest.importorskip("openmm")
+    pytest.importorskip("mdtraj")
+    pytest.importorskip("rdkit")
+    from ase_psm.benchmarks.data import md22_data
+    from ase_psm.metrics.structure import backbone_dihedrals
+
+    (data,) = md22_data("tiny", tmp_path, molecules=("ac-ala10-nhme",))
+    assert data.name == "md22-ac-ala10-nhme" and data.numbers.shape == (112,)
+    frames, forces = data.training["biased"]
+    assert frames.shape == forces.shape == (50, 112, 3) and np.isfinite(forces).all()
+    assert backbone_dihedrals(data.reference, data.topology).shape == (60, 10, 2)
+
+
 @pytest.mark.mindeps
 def test_ala2_data_generation_is_reproducible():
     """The same seed gives bit-identical frames on every run (the cache key promises it)."""

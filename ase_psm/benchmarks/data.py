@@ -31,6 +31,8 @@ MD17_FRICTION = 0.01  # 1/fs, Langevin
 MD17_EARLY_FRACTION = 5
 ALA2_TEMPERATURE = 300.0  # K
 MD22_TEMPERATURE = 500.0  # K, as md17
+#: Alanine residues of each md22 peptide (Ac-(Ala)n-NHMe).
+PEPTIDE_RESIDUES = {"ac-ala3-nhme": 3, "ac-ala10-nhme": 10}
 ALA2_TIMESTEP = 0.001  # ps
 # No constraints: along a constrained X-H bond the sampled distribution is a delta, so F/kT there is
 # not its score and PSM's force labels would be biased (ase_psm.openmm.label_forces); 1 fs steps keep
@@ -295,8 +297,8 @@ def md22_structure(molecule: str, size: str):
     try:
         from ..systems.nanotube import double_walled_nanotube, nanotube_system
         from ..systems.peptides import capped_alanine, peptide_system
-        if molecule == "ac-ala3-nhme":
-            topology, positions = capped_alanine(3)
+        if molecule in PEPTIDE_RESIDUES:
+            topology, positions = capped_alanine(PEPTIDE_RESIDUES[molecule])
             return topology, positions, peptide_system(topology)
         topology, positions = double_walled_nanotube(DATA["md22"][size]["nanotube_cells"])
         return topology, positions, nanotube_system(topology)

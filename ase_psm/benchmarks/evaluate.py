@@ -43,7 +43,7 @@ def metric_names(data: BenchData) -> list[str]:
     """The metrics reported for a system, the primary one first."""
     if data.name.startswith("lj"):
         return ["distance_tvd", "x_w2", "energy_w2", "hr_mae", "energy_median"]
-    if data.topology is not None:  # peptides: ala2, md22's Ac-Ala3-NHMe
+    if data.topology is not None:  # peptides: ala2, md22's Ac-Ala3-NHMe and Ac-Ala10-NHMe
         return ["ramachandran_tvd", "hr_mae", "distance_tvd", "stability"]
     if len(set(data.numbers.tolist())) == 1:  # one element (the nanotube): atoms interchange, no bonds by index
         return ["hr_mae", "distance_tvd"]

@@ -47,7 +47,7 @@ def register(commands) -> None:
 
     bench = commands.add_parser("bench", help="benchmark suite: data, training, sampling and metrics of one system")
     bench.add_argument("system", choices=SYSTEMS, help="lj13, lj55, md17 (GFN2-xTB, needs [bench]), ala2 (OpenMM), "
-                       "md22 (OpenMM: Ac-Ala3-NHMe, a 360-atom double-walled nanotube)")
+                       "md22 (OpenMM: Ac-Ala3-NHMe, Ac-Ala10-NHMe, a 360-atom double-walled nanotube)")
     bench.add_argument("--size", choices=SIZES, default="cpu",
                        help="tiny: seconds (CI); cpu: CPU-hours budget; paper: paper-like budget (GPU)")
     bench.add_argument("--seeds", type=int, default=3, help="training/sampling seeds per model (data is shared)")

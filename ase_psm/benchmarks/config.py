@@ -26,6 +26,8 @@ MD22_MOLECULES = {
     "ac-ala10-nhme": "Ac-(L-Ala)10-NHMe, 112 atoms, amber14 in vacuum",
     "dw-nanotube": "(5,5)@(10,10) double-walled carbon nanotube, 360 atoms (6 cells), bonded carbon force field",
 }
+#: Alanine residues of each md22 peptide, Ac-(Ala)n-NHMe (the other md22 system is the nanotube).
+PEPTIDE_RESIDUES = {"ac-ala3-nhme": 3, "ac-ala10-nhme": 10}
 
 
 @dataclass(frozen=True)
@@ -170,10 +172,11 @@ SETTINGS: dict[str, dict[str, BenchSettings]] = {
     },
     "md17": _MOLECULES,
     "ala2": _MOLECULES,
-    # 42, 112 and 360 atoms. cpu: ala2's budget (8000 steps, batch 32), training batches capped at 1344 atoms (32 and 12
-    # peptides, 3 nanotubes); 3000 steps of batch 16 (1 nanotube) gave broken samples of Ac-Ala3-NHMe and the
-    # nanotube with either loss (docs/benchmarks.md, md22). atom_types "auto": graph types for peptides, elements for the nanotube (two
-    # walls, not one bond graph). The nanotube at this size takes CPU-days: a GPU size in practice.
+    # 42, 112 and 360 atoms. cpu: ala2's budget (8000 steps, batch 32), training batches capped at 1344 atoms
+    # (32 and 12 peptides, 3 nanotubes); 3000 steps of batch 16 (1 nanotube) gave broken samples of Ac-Ala3-NHMe
+    # and the nanotube with either loss (docs/benchmarks.md, md22). atom_types "auto": graph types for peptides,
+    # elements for the nanotube (two walls, not one bond graph). The nanotube at this size takes CPU-days: a GPU
+    # size in practice.
     "md22": {
         "tiny": replace(_TINY, sampler="heun"),
         "cpu": BenchSettings(train=dict(steps=8000, batch_size=32, val_every=1000), n_samples=200,

@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 
 from ..data import Frames
 from .cache import CachedArrays, load_or_generate
-from .config import DATA, MD17_MOLECULES, MD22_MOLECULES
+from .config import DATA, MD17_MOLECULES, MD22_MOLECULES, PEPTIDE_RESIDUES
 
 ALA2_PDB = Path(__file__).resolve().parents[1] / "examples_data" / "ala2.pdb"
 MD17_TEMPERATURE = 500.0  # K
@@ -31,8 +31,6 @@ MD17_FRICTION = 0.01  # 1/fs, Langevin
 MD17_EARLY_FRACTION = 5
 ALA2_TEMPERATURE = 300.0  # K
 MD22_TEMPERATURE = 500.0  # K, as md17
-#: Alanine residues of each md22 peptide (Ac-(Ala)n-NHMe).
-PEPTIDE_RESIDUES = {"ac-ala3-nhme": 3, "ac-ala10-nhme": 10}
 ALA2_TIMESTEP = 0.001  # ps
 # No constraints: along a constrained X-H bond the sampled distribution is a delta, so F/kT there is
 # not its score and PSM's force labels would be biased (ase_psm.openmm.label_forces); 1 fs steps keep
